@@ -1,0 +1,30 @@
+# One command to set up (`make setup`), one to test (see README).
+PYTHON ?= python3
+VENV := .venv
+SPEC_PACKAGE := @twilio-alpha/mcp@0.7.0
+SPEC_TARBALL := twilio-alpha-mcp-0.7.0.tgz
+SPEC_SHA256 := 7ff791d1023cad6372496d8aba1c49bc3ffbcf0989b9f96b3a83d2df9d6af755
+SPEC_DIR := .twilio-oai
+SPECS := $(SPEC_DIR)/twilio_studio_v2.json $(SPEC_DIR)/twilio_api_v2010.json
+
+.PHONY: setup specs
+setup: $(VENV)/.installed specs
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Twilio's OpenAPI specs, from a pinned npm package checked against a pinned hash; the Twilio fake
+# used by the tests validates every request and response against them.
+specs: $(SPECS)
+
+$(SPECS):
+	mkdir -p $(SPEC_DIR)
+	cd $(SPEC_DIR) && npm pack --silent $(SPEC_PACKAGE) >/dev/null
+	cd $(SPEC_DIR) && echo "$(SPEC_SHA256)  $(SPEC_TARBALL)" | sha256sum --check --quiet
+	tar -xzf $(SPEC_DIR)/$(SPEC_TARBALL) -C $(SPEC_DIR) --strip-components=4 \
+		package/twilio-oai/spec/json/twilio_studio_v2.json package/twilio-oai/spec/json/twilio_api_v2010.json
+	rm $(SPEC_DIR)/$(SPEC_TARBALL)
+	touch $(SPECS)

@@ -1,0 +1,20 @@
+"""The callmask Pulumi program: stack config -> typed settings -> the dial-out line -> stack outputs."""
+
+import pulumi
+
+from callmask.flow_template import TemplateError, load_template
+from callmask.line import DialOutLine
+from callmask.settings import SettingsError, parse_settings
+from callmask.stack_config import from_engine
+
+try:
+    settings = parse_settings(from_engine())
+    template = load_template()
+    line = DialOutLine("line", stack=pulumi.get_stack(), settings=settings, template=template)
+except (SettingsError, TemplateError) as error:
+    raise pulumi.RunError(str(error)) from None
+
+pulumi.export("flowSid", line.flow_sid)
+pulumi.export("webhookUrl", line.webhook_url)
+pulumi.export("phoneNumber", line.phone_number)
+pulumi.export("phoneNumberSid", line.phone_number_sid)

@@ -1,0 +1,1 @@
+"""callmask: a PIN-protected Twilio dial-out line, declared with Pulumi."""

@@ -1,0 +1,95 @@
+"""The flow template (`flow/*.json`) and the one renderer that turns it into a Studio definition.
+
+A template is a complete Studio definition in which per-stack values are written as `${name}`
+placeholders. A string that is exactly one placeholder takes the value with its type (so
+`"${pinLength}"` becomes the number 8); a placeholder inside longer text is replaced by the value's
+text. Studio's own Liquid (`{{widgets.x.Digits}}`) is left alone: Studio evaluates it during a call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_.]*)\}")
+PINS = "pins"
+FLOW_DIR = Path(__file__).resolve().parents[2] / "flow"
+DEFAULT_FLOW_FILE = FLOW_DIR / "conference.json"
+
+
+class TemplateError(ValueError):
+    """The template is unreadable, or its placeholders and the supplied values do not match."""
+
+
+def load_template(path: Path = DEFAULT_FLOW_FILE) -> dict[str, Any]:
+    try:
+        template = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise TemplateError(f"{path}: cannot read the flow file ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise TemplateError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    if not isinstance(template, dict) or not isinstance(template.get("states"), list):
+        raise TemplateError(f"{path}: expected a Studio flow definition object with a `states` list")
+    return template
+
+
+def canonical_json(document: Any) -> str:
+    """Stable text for a JSON document: the form used for resource inputs and content hashes."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(*parts: str) -> str:
+    """A short hash naming a template revision (never fed secret values)."""
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def placeholders(template: Any) -> set[str]:
+    """Every placeholder name the template uses."""
+    return {name for text in _strings(template) for name in PLACEHOLDER.findall(text)}
+
+
+def check_values(template: Any, names: set[str], source: str = "flow template") -> None:
+    """Raise TemplateError unless the template uses exactly the supplied value names."""
+    used = placeholders(template)
+    problems = []
+    if missing := sorted(used - names):
+        problems.append(f"{source} uses placeholders with no value: {', '.join('${' + n + '}' for n in missing)}")
+    if unused := sorted(names - used):
+        problems.append(f"{source} never uses these values: {', '.join(unused)}")
+    if problems:
+        raise TemplateError("; ".join(problems))
+
+
+def render_flow(template: Any, values: Mapping[str, Any], pins: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The Studio definition for one stack: every placeholder filled, PINs as a comma list."""
+    all_values = {**values, PINS: ",".join(pins)}
+    check_values(template, set(all_values))
+    return _fill(template, all_values)
+
+
+def _fill(node: Any, values: Mapping[str, Any]) -> Any:
+    if isinstance(node, dict):
+        return {key: _fill(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_fill(item, values) for item in node]
+    if isinstance(node, str):
+        whole = PLACEHOLDER.fullmatch(node)
+        if whole:
+            return values[whole.group(1)]
+        return PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), node)
+    return node
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+    elif isinstance(node, str):
+        yield node

@@ -1,0 +1,43 @@
+"""The dial-out line: one ComponentResource owning the flow, the number and the voice binding."""
+
+from __future__ import annotations
+
+import pulumi
+
+from callmask.flow_template import PINS, canonical_json, check_values
+from callmask.providers.phone_number import PhoneNumber
+from callmask.providers.studio_flow import StudioFlow
+from callmask.providers.voice_binding import VoiceBinding
+from callmask.settings import LineSettings
+
+
+class DialOutLine(pulumi.ComponentResource):
+    flow_sid: pulumi.Output[str]
+    webhook_url: pulumi.Output[str]
+    phone_number: pulumi.Output[str]
+    phone_number_sid: pulumi.Output[str]
+
+    def __init__(self, name: str, *, stack: str, settings: LineSettings, template: dict,
+                 opts: pulumi.ResourceOptions | None = None):
+        values = settings.flow_values()
+        check_values(template, set(values) | {PINS})  # before anything is registered
+        super().__init__("callmask:index:DialOutLine", name, None, opts)
+        friendly_name = f"callmask-{stack}"
+        child = pulumi.ResourceOptions(parent=self)
+
+        flow = StudioFlow(f"{name}-flow", stack=stack, friendly_name=friendly_name,
+                          template=canonical_json(template), values=canonical_json(values),
+                          pins=list(settings.pins), opts=child)
+        release = settings.release_number_on_destroy
+        number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
+                             friendly_name=friendly_name, release_on_destroy=release,
+                             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not release))
+        binding = VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, voice_url=flow.webhook_url, opts=child)
+
+        self.flow_sid = flow.sid
+        self.webhook_url = flow.webhook_url
+        self.phone_number = number.phone_number
+        self.phone_number_sid = number.sid
+        self.voice_url = binding.voice_url
+        self.register_outputs({"flow_sid": flow.sid, "webhook_url": flow.webhook_url,
+                               "phone_number": number.phone_number, "phone_number_sid": number.sid})

@@ -1,0 +1,163 @@
+"""Studio Flow: rendered from a readable template plus a secret PIN list, inside the provider.
+
+Inputs `template` and `values` are canonical JSON text, so `pulumi preview --diff` shows widget and
+prompt changes; `pins` is a secret input. The rendered definition holds the PINs and is never an
+output: drift made in the Console is reported through the `drift` output instead.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.runtime.rpc import UNKNOWN
+from twilio.base.exceptions import TwilioException
+
+from callmask.flow_template import TemplateError, canonical_json, check_values, content_hash, render_flow, PINS
+from callmask.providers.twilio_provider import TwilioProvider, describe, is_not_found
+
+PUBLISHED = "published"
+COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack")
+
+
+class FlowRejected(Exception):
+    """Twilio's Validate endpoint refused the rendered definition."""
+
+
+class StudioFlowProvider(TwilioProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        try:
+            template, values = json.loads(news["template"]), json.loads(news["values"])
+            check_values(template, set(values) | {PINS})
+        except (KeyError, TypeError, json.JSONDecodeError) as error:
+            failures.append(CheckFailure("template", f"template and values must be JSON text: {error}"))
+        except TemplateError as error:
+            failures.append(CheckFailure("template", str(error)))
+        pins = news.get("pins")
+        if pins is not UNKNOWN and (not isinstance(pins, list) or not pins or not all(isinstance(p, str) for p in pins)):
+            failures.append(CheckFailure("pins", "pins must be a non-empty list of strings"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [key for key in COMPARED_INPUTS if _differs(olds.get(key), news.get(key), key)]
+        if olds.get("drift"):
+            changed.append("drift")
+        return DiffResult(changes=bool(changed), replaces=[], stables=["sid", "webhook_url"],
+                          delete_before_replace=False)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = self.client()
+        definition = self.validated_definition(client, props)
+        flow = self.call(lambda: client.studio.v2.flows.create(
+            friendly_name=props["friendly_name"], status=PUBLISHED, definition=definition,
+            commit_message=commit_message(props)), props)
+        return CreateResult(flow.sid, self.outputs(props, flow))
+
+    def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        client = self.client()
+        definition = self.validated_definition(client, news)
+        flow = self.call(lambda: client.studio.v2.flows(id_).update(
+            status=PUBLISHED, friendly_name=news["friendly_name"], definition=definition,
+            commit_message=commit_message(news)), news)
+        return UpdateResult(self.outputs(news, flow))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            flow = self.client().studio.v2.flows(id_).fetch()
+        except TwilioException as error:
+            if is_not_found(error):
+                return ReadResult("", {})
+            raise
+        expected = render(props)
+        differences = [name for name, live in (("friendly_name", flow.friendly_name), ("status", flow.status))
+                       if live != (props["friendly_name"] if name == "friendly_name" else PUBLISHED)]
+        differences += changed_widgets(expected, flow.definition or {})
+        outs = {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision}
+        outs["drift"] = f"revision {flow.revision} differs from the template in: {', '.join(differences)}" if differences else ""
+        return ReadResult(id_, outs)
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        try:
+            self.client().studio.v2.flows(id_).delete()
+        except TwilioException as error:
+            if not is_not_found(error):
+                raise
+
+    def validated_definition(self, client, props: dict[str, Any]) -> str:
+        definition = canonical_json(render(props))
+        result = self.call(lambda: client.studio.v2.flow_validate.update(
+            friendly_name=props["friendly_name"], status=PUBLISHED, definition=definition,
+            commit_message=commit_message(props)), props)
+        if not result.valid:
+            raise FlowRejected(f"Twilio says the flow for {props['friendly_name']} is not valid.")
+        return definition
+
+    @staticmethod
+    def call(operation, props: dict[str, Any]):
+        """Run a Twilio call; a refusal is raised with Twilio's own words, PINs masked."""
+        try:
+            return operation()
+        except TwilioException as error:
+            raise FlowRejected(redact(f"Twilio refused the flow {props['friendly_name']}: {describe(error)}",
+                                      props.get("pins") or [])) from None
+
+    @staticmethod
+    def outputs(props: dict[str, Any], flow) -> dict[str, Any]:
+        return {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision, "drift": ""}
+
+
+def render(props: dict[str, Any]) -> dict[str, Any]:
+    return render_flow(json.loads(props["template"]), json.loads(props["values"]), props["pins"])
+
+
+def commit_message(props: dict[str, Any]) -> str:
+    """Names the stack and the template revision; the hash covers no secret."""
+    return f"callmask {props['stack']}: template {content_hash(props['template'], props['values'])}"
+
+
+def changed_widgets(expected: dict[str, Any], live: dict[str, Any]) -> list[str]:
+    """Names of widgets (and top-level keys) that differ; never their values, which may hold PINs."""
+    def by_name(document: dict[str, Any]) -> dict[str, str]:
+        return {state.get("name", "?"): canonical_json(state) for state in document.get("states", [])}
+
+    expected_states, live_states = by_name(expected), by_name(live)
+    names = sorted(n for n in expected_states.keys() | live_states.keys() if expected_states.get(n) != live_states.get(n))
+    top = sorted(k for k in ("description", "initial_state", "flags") if expected.get(k) != live.get(k))
+    return top + [f"widget {name}" for name in names]
+
+
+def redact(text: str, pins: list[str]) -> str:
+    for pin in sorted(pins, key=len, reverse=True):
+        text = text.replace(pin, "[secret]")
+    return text
+
+
+def _differs(old: Any, new: Any, key: str) -> bool:
+    if new is UNKNOWN:
+        return True
+    if key in ("template", "values") and isinstance(old, str) and isinstance(new, str):
+        try:
+            return json.loads(old) != json.loads(new)
+        except json.JSONDecodeError:
+            return True
+    return old != new
+
+
+class StudioFlow(Resource, module="twilio", name="StudioFlow"):
+    """A published Studio Flow. Outputs: `sid`, `webhook_url`, `revision`, `drift`."""
+
+    sid: pulumi.Output[str]
+    webhook_url: pulumi.Output[str]
+    revision: pulumi.Output[int]
+    drift: pulumi.Output[str]
+
+    def __init__(self, name: str, *, stack: str, friendly_name: pulumi.Input[str], template: pulumi.Input[str],
+                 values: pulumi.Input[str], pins: pulumi.Input[list[str]],
+                 opts: pulumi.ResourceOptions | None = None):
+        props = {"stack": stack, "friendly_name": friendly_name, "template": template, "values": values,
+                 "pins": pulumi.Output.secret(pins), "sid": None, "webhook_url": None, "revision": None, "drift": None}
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["pins"]))
+        super().__init__(StudioFlowProvider(), name, props, opts)

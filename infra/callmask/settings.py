@@ -1,0 +1,314 @@
+"""Typed stack settings: the one place where every `callmask:*` config key is validated.
+
+Values arrive either as the Pulumi engine passes them (strings, JSON for lists and objects) or as
+YAML values read from stack files; both are accepted. Errors name the key and what is expected and
+never echo a PIN.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+NAMESPACE = "callmask"
+FLOW_OWN_NUMBER = "{{flow.channel.address}}"
+
+E164 = re.compile(r"\+[1-9]\d{7,14}")
+PHONE_NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
+LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+COUNTRY_CODE = re.compile(r"[1-9]\d{0,2}")
+ISO_COUNTRY = re.compile(r"[A-Z]{2}")
+AREA_CODE = re.compile(r"\d{3}")
+CONTAINS = re.compile(r"[0-9A-Za-z*]{2,16}")
+
+MIN_PIN_LENGTH = 6
+MAX_PIN_LENGTH = 12
+MAX_PROMPT_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """What the caller hears; every prompt has a default."""
+
+    greeting: str = "Welcome. Please enter your PIN, followed by the pound key."
+    invalidPin: str = "Sorry, that PIN is not valid. Goodbye."
+    noInput: str = "We did not receive any input. Goodbye."
+    dialPrompt: str = "Enter the number to call, including the country code, followed by the pound key."
+    invalidNumber: str = "Sorry, that number cannot be dialed from this line. Goodbye."
+    goodbye: str = "The call has ended. Goodbye."
+
+
+PROMPT_KEYS = tuple(Prompts.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class NumberSelection:
+    """How the stack picks its phone number: buy or adopt `number`, `search` then buy, or adopt `sid`."""
+
+    mode: Literal["number", "search", "sid"]
+    number: str | None = None
+    sid: str | None = None
+    country: str | None = None
+    area_code: str | None = None
+    contains: str | None = None
+
+    def as_input(self) -> dict[str, str]:
+        """The selection as a resource input: only the keys that are set."""
+        fields = {"mode": self.mode, "number": self.number, "sid": self.sid, "country": self.country,
+                  "area_code": self.area_code, "contains": self.contains}
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    pins: tuple[str, ...]
+    pin_length: int
+    language: str
+    voice: str
+    gather_timeout: int
+    dial_timeout: int
+    prompts: Prompts
+    allowed_country_codes: tuple[str, ...]
+    caller_id: str
+    phone_number: NumberSelection
+    release_number_on_destroy: bool
+
+    def flow_values(self) -> dict[str, Any]:
+        """The non-secret values that fill the flow template's placeholders."""
+        values: dict[str, Any] = {f"prompts.{key}": getattr(self.prompts, key) for key in PROMPT_KEYS}
+        values.update(
+            language=self.language,
+            voice=self.voice,
+            pinLength=self.pin_length,
+            gatherTimeout=self.gather_timeout,
+            dialTimeout=self.dial_timeout,
+            numberPattern=number_pattern(self.allowed_country_codes),
+            callerId=self.caller_id,
+        )
+        return values
+
+
+class SettingsError(ValueError):
+    """One or more config values are wrong; the message has one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("Invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+KNOWN_KEYS = (
+    "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
+    "allowedCountryCodes", "callerId", "phoneNumber", "releaseNumberOnDestroy",
+)
+
+
+def number_pattern(country_codes: tuple[str, ...]) -> str:
+    """A Studio `regex` (whole-input match) for dialable numbers: an allowed country code and an E.164
+    length. NANP (`1`) numbers must be 11 digits with a valid area code and exchange. A trailing `*`
+    is accepted because callers may end the number with `*` instead of `#`."""
+    alternatives = []
+    for code in country_codes:
+        if code == "1":
+            alternatives.append(r"1[2-9]\d{2}[2-9]\d{6}")
+        else:
+            alternatives.append(rf"{code}\d{{{8 - len(code)},{15 - len(code)}}}")
+    return "(?:" + "|".join(alternatives) + r")\*?"
+
+
+def parse_settings(raw: Mapping[str, Any]) -> LineSettings:
+    """Validate the `callmask` namespace (keys without the `callmask:` prefix) into LineSettings.
+
+    Raises SettingsError listing every problem at once.
+    """
+    reader = _Reader(raw)
+    for key in sorted(set(raw) - set(KNOWN_KEYS)):
+        reader.problem(key, f"unknown key; expected one of {', '.join(KNOWN_KEYS)}")
+    pin_length = reader.integer("pinLength", MIN_PIN_LENGTH, MAX_PIN_LENGTH)
+    settings = LineSettings(
+        pins=reader.pins(pin_length),
+        pin_length=pin_length or 0,
+        language=reader.matching("language", LANGUAGE, "a language tag such as en-US"),
+        voice=reader.matching("voice", VOICE, "a Twilio voice name such as Polly.Joanna"),
+        gather_timeout=reader.integer("gatherTimeout", 1, 30) or 0,
+        dial_timeout=reader.integer("dialTimeout", 5, 600) or 0,
+        prompts=reader.prompts(),
+        allowed_country_codes=reader.country_codes(),
+        caller_id=reader.caller_id(),
+        phone_number=reader.phone_number(),
+        release_number_on_destroy=reader.boolean("releaseNumberOnDestroy"),
+    )
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return settings
+
+
+def _decode(value: Any, kind: type) -> Any:
+    """Engine config values are strings; lists and objects are JSON text."""
+    if isinstance(value, str) and kind in (list, dict):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+class _Reader:
+    def __init__(self, raw: Mapping[str, Any]):
+        self.raw = raw
+        self.problems: list[str] = []
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{NAMESPACE}:{key}: {text}")
+
+    def present(self, key: str) -> Any:
+        if key not in self.raw or self.raw[key] is None:
+            self.problem(key, "is required but not set")
+            return None
+        return self.raw[key]
+
+    def integer(self, key: str, low: int, high: int) -> int | None:
+        value = self.present(key)
+        if value is None:
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.problem(key, f"expected a whole number from {low} to {high}, got {value!r}")
+            return None
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.present(key)
+        if isinstance(value, str) and value in ("true", "false"):
+            return value == "true"
+        if not isinstance(value, bool):
+            if value is not None:
+                self.problem(key, f"expected true or false, got {value!r}")
+            return False
+        return value
+
+    def matching(self, key: str, pattern: re.Pattern[str], expected: str) -> str:
+        value = self.present(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            self.problem(key, f"expected {expected}, got {value!r}")
+            return ""
+        return value
+
+    def pins(self, pin_length: int | None) -> tuple[str, ...]:
+        value = _decode(self.present("pins"), list)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            self.problem("pins", "expected a non-empty list of PINs (set it with `pulumi config set --secret`)")
+            return ()
+        pins = tuple(str(pin) if isinstance(pin, int) and not isinstance(pin, bool) else pin for pin in value)
+        for index, pin in enumerate(pins):
+            reason = _pin_problem(pin, pin_length)
+            if reason:
+                self.problem(f"pins[{index}]", reason)
+        if len(set(pins)) != len(pins):
+            self.problem("pins", "contains the same PIN more than once")
+        return pins
+
+    def prompts(self) -> Prompts:
+        value = _decode(self.raw.get("prompts", {}), dict)
+        if not isinstance(value, dict):
+            self.problem("prompts", f"expected an object with keys {', '.join(PROMPT_KEYS)}")
+            return Prompts()
+        chosen = {}
+        for key, text in value.items():
+            if key not in PROMPT_KEYS:
+                self.problem(f"prompts.{key}", f"unknown prompt; expected one of {', '.join(PROMPT_KEYS)}")
+            elif not isinstance(text, str) or not text.strip() or len(text) > MAX_PROMPT_LENGTH:
+                self.problem(f"prompts.{key}", f"expected non-empty text of at most {MAX_PROMPT_LENGTH} characters")
+            elif "${" in text:
+                self.problem(f"prompts.{key}", "must not contain `${`: that marks a deploy-time placeholder")
+            else:
+                chosen[key] = text
+        return Prompts(**chosen)
+
+    def country_codes(self) -> tuple[str, ...]:
+        value = _decode(self.present("allowedCountryCodes"), list)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            self.problem("allowedCountryCodes", 'expected a non-empty list of country calling codes, e.g. ["1", "44"]')
+            return ()
+        codes = tuple(str(code) for code in value)
+        for code in codes:
+            if not COUNTRY_CODE.fullmatch(code):
+                self.problem("allowedCountryCodes", f"{code!r} is not a country calling code (1 to 3 digits, no leading 0)")
+        for code in codes:
+            for other in codes:
+                if code != other and other.startswith(code):
+                    self.problem("allowedCountryCodes", f"{other!r} is already covered by {code!r}; list only one of them")
+        if len(set(codes)) != len(codes):
+            self.problem("allowedCountryCodes", "lists a country code more than once")
+        return codes
+
+    def caller_id(self) -> str:
+        value = self.raw.get("callerId") or ""
+        if value == "":
+            return FLOW_OWN_NUMBER
+        if not isinstance(value, str) or not E164.fullmatch(value):
+            self.problem("callerId", f"expected an E.164 number such as +14155550123, or empty for the line's own number; got {value!r}")
+        return value
+
+    def phone_number(self) -> NumberSelection:
+        value = _decode(self.present("phoneNumber"), dict)
+        if value is None:
+            return NumberSelection(mode="number")
+        chosen = sorted(set(value) & {"number", "search", "sid"}) if isinstance(value, dict) else []
+        if not isinstance(value, dict) or len(chosen) != 1 or len(value) != 1:
+            self.problem("phoneNumber", 'expected exactly one of {number: "+1..."}, {search: {country, areaCode?, contains?}} or {sid: "PN..."}')
+            return NumberSelection(mode="number")
+        mode = chosen[0]
+        if mode == "number":
+            if not isinstance(value["number"], str) or not E164.fullmatch(value["number"]):
+                self.problem("phoneNumber.number", f"expected an E.164 number such as +14155550123, got {value['number']!r}")
+            return NumberSelection(mode="number", number=value["number"])
+        if mode == "sid":
+            if not isinstance(value["sid"], str) or not PHONE_NUMBER_SID.fullmatch(value["sid"]):
+                self.problem("phoneNumber.sid", f"expected a phone number SID (PN followed by 32 hex digits), got {value['sid']!r}")
+            return NumberSelection(mode="sid", sid=value["sid"])
+        return self.number_search(value["search"])
+
+    def number_search(self, search: Any) -> NumberSelection:
+        if not isinstance(search, dict):
+            self.problem("phoneNumber.search", "expected an object {country, areaCode?, contains?}")
+            return NumberSelection(mode="search")
+        for key in sorted(set(search) - {"country", "areaCode", "contains"}):
+            self.problem(f"phoneNumber.search.{key}", "unknown key; expected country, areaCode or contains")
+        country = search.get("country")
+        if not isinstance(country, str) or not ISO_COUNTRY.fullmatch(country):
+            self.problem("phoneNumber.search.country", f"expected an ISO 3166 country code such as US, got {country!r}")
+        area_code = search.get("areaCode")
+        area_code = None if area_code is None else str(area_code)
+        if area_code is not None and not AREA_CODE.fullmatch(area_code):
+            self.problem("phoneNumber.search.areaCode", f"expected a 3-digit area code, got {area_code!r}")
+        contains = search.get("contains")
+        if contains is not None and (not isinstance(contains, str) or not CONTAINS.fullmatch(contains)):
+            self.problem("phoneNumber.search.contains", f"expected 2 to 16 digits, letters or * wildcards, got {contains!r}")
+        return NumberSelection(mode="search", country=country, area_code=area_code, contains=contains)
+
+
+def _pin_problem(pin: Any, pin_length: int | None) -> str | None:
+    """Why a PIN is refused, in words that never repeat the PIN."""
+    if not isinstance(pin, str) or not pin.isascii() or not pin.isdigit():
+        return "a PIN must be a string of digits 0-9"
+    if pin_length is not None and len(pin) != pin_length:
+        return f"has {len(pin)} digits; every PIN must have exactly pinLength ({pin_length}) digits"
+    if len(pin) < MIN_PIN_LENGTH:
+        return f"has {len(pin)} digits; a PIN needs at least {MIN_PIN_LENGTH}"
+    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:])}
+    if steps == {0}:
+        return "is one digit repeated; choose a PIN that is hard to guess"
+    if steps in ({1}, {-1}):
+        return "is a run of ascending or descending digits; choose a PIN that is hard to guess"
+    return None

@@ -1,0 +1,385 @@
+"""A stateful local fake of the Twilio endpoints callmask uses, served over real HTTP.
+
+Every request it receives and every response it sends is validated against Twilio's OpenAPI specs
+(npm @twilio-alpha/mcp, pinned in the Makefile), so the fake cannot drift from Twilio's API. The one
+allowance is Twilio's documented way to clear a field: sending it empty (`VoiceUrl=`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+from openapi_core import Config, OpenAPI
+from openapi_core.templating.responses.exceptions import ResponseNotFound
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+SPEC_DIR = Path(__file__).resolve().parents[1] / ".twilio-oai"
+STUDIO_HOST, API_HOST = "https://studio.twilio.com", "https://api.twilio.com"
+ACCOUNT_SID = "AC" + "a" * 32
+AUTH_TOKEN = "fake-auth-token-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
+WEBHOOK_HOST = "https://webhooks.twilio.com"
+
+_specs: dict[str, OpenAPI] = {}
+
+# Twilio's specs use formats of their own; each is checked for what it names.
+TWILIO_FORMATS: dict[str, Callable[[Any], bool]] = {
+    "iso-country-code": lambda value: bool(re.fullmatch(r"[A-Z]{2}", value)),
+    "phone-number": lambda value: bool(re.fullmatch(r"\+[1-9]\d{1,14}", value)),
+    "date-time-rfc-2822": lambda value: _is_rfc2822(value),
+    "http-method": lambda value: value.upper() in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"),
+    "uri-map": lambda value: isinstance(value, dict),
+    "phone-number-capabilities": lambda value: isinstance(value, dict),
+}
+
+
+def _is_rfc2822(value: str) -> bool:
+    try:
+        return parsedate_to_datetime(value) is not None
+    except (TypeError, ValueError):
+        return False
+
+
+def spec(host: str) -> OpenAPI:
+    if not _specs:
+        for name, spec_host in (("twilio_studio_v2.json", STUDIO_HOST), ("twilio_api_v2010.json", API_HOST)):
+            path = SPEC_DIR / name
+            if not path.exists():
+                raise RuntimeError(f"{path} is missing: run `make setup` to fetch Twilio's OpenAPI specs")
+            config = Config(extra_format_validators=TWILIO_FORMATS,
+                            extra_format_unmarshallers={name: (lambda value: value) for name in TWILIO_FORMATS})
+            _specs[spec_host] = OpenAPI.from_dict(json.loads(path.read_text()), config=config)
+    return _specs[host]
+
+
+class SpecRequest(WerkzeugOpenAPIRequest):
+    """The request as Twilio would have received it: on Twilio's host, empty (clearing) fields aside."""
+
+    def __init__(self, request: Request, host: str):
+        super().__init__(request)
+        self.twilio_host = host
+        self.form = ImmutableMultiDict([(k, v) for k, v in request.form.items(multi=True) if v != ""])
+
+    @property
+    def host_url(self) -> str:
+        return self.twilio_host
+
+    @property
+    def body(self) -> bytes:
+        if self.request.mimetype == "application/x-www-form-urlencoded":
+            return urlencode(list(self.form.items(multi=True))).encode()
+        return super().body
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int = 500
+    code: int | None = None
+    times: int = 1
+    delay: float = 0.0  # act, then answer this late (a response lost to a client timeout)
+    retry_after: str | None = None
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    status: int
+
+
+def sid(prefix: str, counter: itertools.count) -> str:
+    return f"{prefix}{next(counter):032x}"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass
+class TwilioFake:
+    flows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    available: dict[str, list[str]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    spec_violations: list[str] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    invalid_widget_types: set[str] = field(default_factory=set)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- setup and inspection used by tests ----
+    def start(self) -> "TwilioFake":
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True, request_handler=_QuietHandler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join()
+
+    def fail(self, method: str, path: str, **fault: Any) -> None:
+        self.faults.append(Fault(method, re.compile(path), **fault))
+
+    def own_number(self, phone_number: str, **fields: Any) -> dict[str, Any]:
+        """A number the account already owns (bought outside this stack)."""
+        return self._create_number(phone_number, {"FriendlyName": fields.pop("friendly_name", phone_number), **fields})
+
+    def writes(self, path_part: str = "") -> list[Call]:
+        return [c for c in self.calls if c.method in ("POST", "DELETE") and path_part in c.path]
+
+    def reads(self, path_part: str = "") -> list[Call]:
+        return [c for c in self.calls if c.method == "GET" and path_part in c.path]
+
+    def edit_flow_in_console(self, flow_sid: str, change: Callable[[dict[str, Any]], None]) -> None:
+        flow = self.flows[flow_sid]
+        change(flow["definition"])
+        flow["revision"] += 1
+
+    # ---- HTTP ----
+    def wsgi(self, environ, start_response):
+        request = Request(environ)
+        host = STUDIO_HOST if request.path.startswith("/v2/") else API_HOST
+        self._validate_request(request, host)
+        fault = self._take_fault(request)
+        if fault and not fault.delay:
+            response = self._error(fault.status, fault.code or fault.status, "Injected failure",
+                                   headers={"Retry-After": fault.retry_after} if fault.retry_after else None)
+        else:
+            with self._lock:
+                response = self._route(request)
+        self.calls.append(Call(request.method, request.path, response.status_code))
+        self._validate_response(request, response, host)
+        if fault:
+            time.sleep(fault.delay)
+        return response(environ, start_response)
+
+    def _take_fault(self, request: Request) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == request.method and fault.path.search(request.path):
+                fault.times -= 1
+                return fault
+        return None
+
+    def _validate_request(self, request: Request, host: str) -> None:
+        result = spec(host).unmarshal_request(SpecRequest(request, host))
+        if result.errors:
+            self.spec_violations.append(f"request {request.method} {request.path}: {_explain(result.errors)}")
+
+    def _validate_response(self, request: Request, response: Response, host: str) -> None:
+        result = spec(host).unmarshal_response(SpecRequest(request, host), WerkzeugOpenAPIResponse(response))
+        if response.status_code >= 400 and all(isinstance(e, ResponseNotFound) for e in result.errors):
+            # Twilio's specs document success responses only; errors have Twilio's one error shape.
+            body = json.loads(response.get_data())
+            shape = {"code": int, "message": str, "more_info": str, "status": int}
+            if not all(isinstance(body.get(key), kind) for key, kind in shape.items()) or body["status"] != response.status_code:
+                self.spec_violations.append(f"error response to {request.method} {request.path}: {body}")
+        elif result.errors:
+            self.spec_violations.append(f"response {response.status_code} to {request.method} {request.path}: "
+                                        f"{_explain(result.errors)}")
+
+    def _route(self, request: Request) -> Response:
+        method, path, form = request.method, request.path, request.form
+        routes: list[tuple[str, str, Callable[..., Response]]] = [
+            ("POST", r"/v2/Flows/Validate", self._validate_flow),
+            ("POST", r"/v2/Flows", self._create_flow),
+            ("GET", r"/v2/Flows/(FW\w+)", self._fetch_flow),
+            ("POST", r"/v2/Flows/(FW\w+)", self._update_flow),
+            ("DELETE", r"/v2/Flows/(FW\w+)", self._delete_flow),
+            ("GET", r"/2010-04-01/Accounts/AC\w+/AvailablePhoneNumbers/(\w\w)/Local\.json", self._search_numbers),
+            ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._list_numbers),
+            ("POST", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._buy_number),
+            ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers/(PN\w+)\.json", self._fetch_number),
+            ("POST", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers/(PN\w+)\.json", self._update_number),
+            ("DELETE", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers/(PN\w+)\.json", self._release_number),
+        ]
+        for route_method, pattern, handler in routes:
+            match = re.fullmatch(pattern, path)
+            if match and route_method == method:
+                return handler(request, form, *match.groups())
+        return self._error(404, 20404, f"The requested resource {path} was not found")
+
+    # ---- Studio ----
+    def _definition_errors(self, text: str) -> list[str]:
+        try:
+            definition = json.loads(text)
+        except json.JSONDecodeError:
+            return ["Definition is not valid JSON"]
+        names = [state.get("name") for state in definition.get("states", [])]
+        errors = [] if definition.get("initial_state") in names else ["initial_state names no widget"]
+        for state in definition.get("states", []):
+            if state.get("type") in self.invalid_widget_types:
+                errors.append(f"Widget {state['name']}: unsupported type {state['type']}")
+            errors += [f"Widget {state['name']}: transition to unknown widget {t['next']}"
+                       for t in state.get("transitions", []) if t.get("next") and t["next"] not in names]
+        return errors
+
+    def _validate_flow(self, request, form) -> Response:
+        errors = self._definition_errors(form["Definition"])
+        if errors:
+            return self._error(400, 20001, "Invalid Flow Definition", details={"errors": errors})
+        return self._json(200, {"valid": True})
+
+    def _create_flow(self, request, form) -> Response:
+        flow_sid = sid("FW", self._ids)
+        self.flows[flow_sid] = {"sid": flow_sid, "friendly_name": form["FriendlyName"], "status": form["Status"],
+                                "definition": json.loads(form["Definition"]), "revision": 1,
+                                "commit_message": form.get("CommitMessage"), "date_created": now(), "date_updated": now()}
+        return self._json(201, self._flow(flow_sid))
+
+    def _fetch_flow(self, request, form, flow_sid) -> Response:
+        if flow_sid not in self.flows:
+            return self._error(404, 20404, f"The requested resource /Flows/{flow_sid} was not found")
+        return self._json(200, self._flow(flow_sid))
+
+    def _update_flow(self, request, form, flow_sid) -> Response:
+        if flow_sid not in self.flows:
+            return self._error(404, 20404, f"The requested resource /Flows/{flow_sid} was not found")
+        flow = self.flows[flow_sid]
+        flow.update(status=form["Status"], date_updated=now(), commit_message=form.get("CommitMessage"))
+        if "FriendlyName" in form:
+            flow["friendly_name"] = form["FriendlyName"]
+        if "Definition" in form:
+            flow["definition"] = json.loads(form["Definition"])
+        flow["revision"] += 1
+        return self._json(200, self._flow(flow_sid))
+
+    def _delete_flow(self, request, form, flow_sid) -> Response:
+        if self.flows.pop(flow_sid, None) is None:
+            return self._error(404, 20404, f"The requested resource /Flows/{flow_sid} was not found")
+        return Response(status=204)
+
+    def _flow(self, flow_sid: str) -> dict[str, Any]:
+        flow = self.flows[flow_sid]
+        url = f"{STUDIO_HOST}/v2/Flows/{flow_sid}"
+        return {**flow, "account_sid": ACCOUNT_SID, "valid": True, "errors": [], "warnings": [],
+                "date_created": flow["date_created"].isoformat().replace("+00:00", "Z"),
+                "date_updated": flow["date_updated"].isoformat().replace("+00:00", "Z"),
+                "webhook_url": f"{WEBHOOK_HOST}/v1/Accounts/{ACCOUNT_SID}/Flows/{flow_sid}", "url": url,
+                "links": {"test_users": f"{url}/TestUsers", "revisions": f"{url}/Revisions",
+                          "executions": f"{url}/Executions"}}
+
+    # ---- phone numbers ----
+    def _search_numbers(self, request, form, country) -> Response:
+        area_code = request.args.get("AreaCode", "")
+        contains = request.args.get("Contains", "").replace("*", "")
+        found = [n for n in self.available.get(country, [])
+                 if n.startswith(f"+1{area_code}") and contains in n]
+        return self._json(200, self._page("available_phone_numbers", request, [
+            {"friendly_name": n, "phone_number": n, "lata": None, "locality": None, "rate_center": None,
+             "latitude": None, "longitude": None, "region": None, "postal_code": None, "iso_country": country,
+             "address_requirements": "none", "beta": False,
+             "capabilities": {"voice": True, "SMS": True, "MMS": True, "fax": False}} for n in found]))
+
+    def _list_numbers(self, request, form) -> Response:
+        wanted_number, wanted_name = request.args.get("PhoneNumber"), request.args.get("FriendlyName")
+        found = [self._number(n) for n in self.numbers.values()
+                 if (not wanted_number or wanted_number in n["phone_number"])
+                 and (not wanted_name or wanted_name == n["friendly_name"])]
+        return self._json(200, self._page("incoming_phone_numbers", request, found))
+
+    def _buy_number(self, request, form) -> Response:
+        phone_number = form["PhoneNumber"]
+        for_sale = [n for numbers in self.available.values() for n in numbers]
+        if phone_number not in for_sale:
+            return self._error(400, 21422, "PhoneNumber requested is not available")
+        for numbers in self.available.values():
+            if phone_number in numbers:
+                numbers.remove(phone_number)
+        return self._json(201, self._number(self._create_number(phone_number, form)))
+
+    def _create_number(self, phone_number: str, form) -> dict[str, Any]:
+        number_sid = sid("PN", self._ids)
+        self.numbers[number_sid] = {
+            "sid": number_sid, "phone_number": phone_number, "friendly_name": form.get("FriendlyName", phone_number),
+            "voice_url": form.get("voice_url", "https://demo.twilio.com/welcome/voice/"), "voice_method": "POST",
+            "voice_application_sid": form.get("voice_application_sid"), "trunk_sid": form.get("trunk_sid"),
+            "date_created": now(), "date_updated": now()}
+        return self.numbers[number_sid]
+
+    def _fetch_number(self, request, form, number_sid) -> Response:
+        if number_sid not in self.numbers:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, self._number(self.numbers[number_sid]))
+
+    def _update_number(self, request, form, number_sid) -> Response:
+        if number_sid not in self.numbers:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        number = self.numbers[number_sid]
+        fields = {"VoiceUrl": "voice_url", "VoiceMethod": "voice_method", "FriendlyName": "friendly_name",
+                  "VoiceApplicationSid": "voice_application_sid"}
+        for form_key, key in fields.items():
+            if form_key in form:
+                number[key] = form[form_key] or None
+        number["date_updated"] = now()
+        return self._json(200, self._number(number))
+
+    def _release_number(self, request, form, number_sid) -> Response:
+        if self.numbers.pop(number_sid, None) is None:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return Response(status=204)
+
+    def _number(self, number: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "account_sid": ACCOUNT_SID, "address_sid": None, "address_requirements": "none", "api_version": "2010-04-01",
+            "beta": False, "capabilities": {"voice": True, "sms": True, "mms": True, "fax": False},
+            "date_created": format_datetime(number["date_created"]), "date_updated": format_datetime(number["date_updated"]),
+            "friendly_name": number["friendly_name"], "identity_sid": None, "phone_number": number["phone_number"],
+            "origin": "twilio", "sid": number["sid"], "sms_application_sid": None, "sms_fallback_method": "POST",
+            "sms_fallback_url": None, "sms_method": "POST", "sms_url": None, "status_callback": None,
+            "status_callback_method": "POST", "trunk_sid": number["trunk_sid"],
+            "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/IncomingPhoneNumbers/{number['sid']}.json",
+            "voice_receive_mode": "voice", "voice_application_sid": number["voice_application_sid"],
+            "voice_caller_id_lookup": False, "voice_fallback_method": "POST", "voice_fallback_url": None,
+            "voice_method": number["voice_method"], "voice_url": number["voice_url"], "emergency_status": "Inactive",
+            "emergency_address_sid": None, "emergency_address_status": "unregistered", "bundle_sid": None,
+            "status": "in-use"}
+
+    # ---- responses ----
+    @staticmethod
+    def _page(key: str, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+        uri = f"{API_HOST}{request.full_path}"
+        return {key: items, "end": max(len(items) - 1, 0), "first_page_uri": uri, "next_page_uri": None,
+                "page": 0, "page_size": int(request.args.get("PageSize", 50)), "previous_page_uri": None,
+                "start": 0, "uri": uri}
+
+    @staticmethod
+    def _json(status: int, body: dict[str, Any]) -> Response:
+        return Response(json.dumps(body), status=status, mimetype="application/json")
+
+    @staticmethod
+    def _error(status: int, code: int, message: str, details: dict | None = None, headers: dict | None = None) -> Response:
+        body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status}
+        if details:
+            body["details"] = details
+        return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+def _explain(errors: list[Exception]) -> str:
+    parts = []
+    for error in errors:
+        parts.append(f"{type(error).__name__}: {error} {error.__cause__!r}")
+        for inner in getattr(error, "schema_errors", None) or []:
+            parts.append(f"  {inner.message}")
+    return "; ".join(parts)
