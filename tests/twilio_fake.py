@@ -118,6 +118,7 @@ class TwilioFake:
     spec_violations: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     invalid_widget_types: set[str] = field(default_factory=set)
+    echo_definition_in_errors: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -231,6 +232,8 @@ class TwilioFake:
 
     def _validate_flow(self, request, form) -> Response:
         errors = self._definition_errors(form["Definition"])
+        if errors and self.echo_definition_in_errors:
+            errors.append(f"in definition {form['Definition']}")
         if errors:
             return self._error(400, 20001, "Invalid Flow Definition", details={"errors": errors})
         return self._json(200, {"valid": True})

@@ -59,6 +59,9 @@ def from_files(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, A
 
 
 def is_encrypted(value: Any) -> bool:
+    """A `secure:` value, or a list of them (`pulumi config set --path --secret 'key[0]' ...`)."""
+    if isinstance(value, list):
+        return bool(value) and all(is_encrypted(item) for item in value)
     return isinstance(value, dict) and set(value) == {"secure"}
 
 

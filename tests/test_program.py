@@ -1,0 +1,158 @@
+"""The Pulumi program under mocks, for every committed stack file."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from pulumi.runtime.rpc import is_rpc_secret
+
+from callmask.stack_config import stack_names
+from conftest import TEST_PINS
+from pulumi_harness import WEBHOOK, engine_config, run_program
+from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+
+STACKS = stack_names()
+
+
+def test_both_environments_are_committed():
+    assert {"dev", "prod"} <= set(STACKS)
+
+
+@pytest.fixture(params=STACKS)
+def stack(request):
+    return request.param
+
+
+def deploy(stack, **overrides):
+    config, secret_keys = engine_config(stack, TEST_PINS, **overrides)
+    return run_program(stack, config, secret_keys)
+
+
+def test_program_registers_the_line_with_three_children(stack):
+    run = deploy(stack)
+    assert run.error is None
+    types = sorted(r.type for r in run.registrations)
+    assert types == ["callmask:index:DialOutLine", "pulumi-python:dynamic/twilio:PhoneNumber",
+                     "pulumi-python:dynamic/twilio:StudioFlow", "pulumi-python:dynamic/twilio:VoiceBinding"]
+    line = run.resource("DialOutLine")
+    for child in ("StudioFlow", "PhoneNumber", "VoiceBinding"):
+        assert run.resource(child).parent.endswith("DialOutLine::line"), child
+    assert line.parent.endswith(f"pulumi:pulumi:Stack::callmask-{stack}")
+
+
+def test_stack_outputs_are_wired(stack):
+    run = deploy(stack)
+    flow_sid = "FW" + "1" * 32
+    assert run.outputs["flowSid"] == flow_sid
+    assert run.outputs["webhookUrl"] == WEBHOOK.format(account=ACCOUNT_SID, sid=flow_sid)
+    assert run.outputs["phoneNumberSid"] == "PN" + "2" * 32
+    assert run.outputs["phoneNumber"].startswith("+1")
+    binding = run.resource("VoiceBinding").inputs
+    assert binding["voice_url"] == run.outputs["webhookUrl"], "the binding uses the flow's webhook URL"
+    assert binding["phone_number_sid"] == run.outputs["phoneNumberSid"] and binding["voice_method"] == "POST"
+
+
+def test_flow_inputs_are_readable_template_and_values_with_secret_pins(stack):
+    run = deploy(stack)
+    flow = run.resource("StudioFlow")
+    assert is_rpc_secret(flow.inputs["pins"]) and flow.inputs["pins"]["value"] == TEST_PINS
+    assert not is_rpc_secret(flow.inputs["template"]) and not is_rpc_secret(flow.inputs["values"])
+    template, values = json.loads(flow.inputs["template"]), json.loads(flow.inputs["values"])
+    assert template["initial_state"] == "Trigger"
+    assert values["pinLength"] == 8 and values["prompts.greeting"]
+    assert flow.inputs["friendly_name"] == f"callmask-{stack}"
+    assert "pins" in flow.additional_secret_outputs
+    assert "definition" not in flow.inputs
+
+
+def test_pins_appear_only_inside_secret_inputs(stack):
+    run = deploy(stack)
+    for registration in run.registrations:
+        for text in plaintext_strings(registration.inputs):
+            for secret in (*TEST_PINS, AUTH_TOKEN):
+                assert secret not in text, f"{registration.name} carries a secret outside a secret input"
+
+
+def test_pickled_providers_hold_no_credentials_or_pins(stack):
+    run = deploy(stack)
+    for registration in run.registrations[1:]:
+        pickled = base64.b64decode(registration.inputs["__provider"]["value"])
+        for secret in (*TEST_PINS, AUTH_TOKEN, ACCOUNT_SID):
+            assert secret.encode() not in pickled
+
+
+def test_number_options_follow_release_number_on_destroy(stack):
+    kept = deploy(stack, releaseNumberOnDestroy=False).resource("PhoneNumber")
+    assert kept.retain_on_delete and kept.inputs["release_on_destroy"] is False
+    released = deploy(stack, releaseNumberOnDestroy=True).resource("PhoneNumber")
+    assert not released.retain_on_delete and released.inputs["release_on_destroy"] is True
+
+
+def test_dev_and_prod_differ_where_they_should():
+    dev, prod = (json.loads(deploy(s).resource("StudioFlow").inputs["values"]) for s in ("dev", "prod"))
+    assert dev["prompts.greeting"] != prod["prompts.greeting"]
+    dev_number, prod_number = (deploy(s).resource("PhoneNumber").inputs["selection"] for s in ("dev", "prod"))
+    assert dev_number != prod_number
+
+
+BAD_CONFIG = [
+    ({"pins": ["1234567a"]}, "callmask:pins[0]: a PIN must be a string of digits"),
+    ({"pins": ["2468135"]}, "callmask:pins[0]: has 7 digits; every PIN must have exactly pinLength (8)"),
+    ({"pins": ["24681357", "24681357"]}, "callmask:pins: contains the same PIN more than once"),
+    ({"pins": ["246813"], "pinLength": 5}, "callmask:pinLength: expected a whole number from 6 to 12"),
+    ({"pins": ["77777777"]}, "callmask:pins[0]: is one digit repeated"),
+    ({"pins": ["23456789"]}, "callmask:pins[0]: is a run of ascending or descending digits"),
+    ({"pins": ["98765432"]}, "callmask:pins[0]: is a run of ascending or descending digits"),
+    ({"pins": []}, "callmask:pins: expected a non-empty list of PINs"),
+    ({"language": "english"}, "callmask:language: expected a language tag"),
+    ({"gatherTimeout": 0}, "callmask:gatherTimeout: expected a whole number from 1 to 30"),
+    ({"dialTimeout": "soon"}, "callmask:dialTimeout: expected a whole number from 5 to 600"),
+    ({"prompts": {"greting": "Hi"}}, "callmask:prompts.greting: unknown prompt"),
+    ({"prompts": {"goodbye": ""}}, "callmask:prompts.goodbye: expected non-empty text"),
+    ({"allowedCountryCodes": ["+44"]}, "callmask:allowedCountryCodes: '+44' is not a country calling code"),
+    ({"allowedCountryCodes": []}, "callmask:allowedCountryCodes: expected a non-empty list"),
+    ({"callerId": "415-555-0100"}, "callmask:callerId: expected an E.164 number"),
+    ({"phoneNumber": {"number": "+14155550100", "sid": "PN" + "0" * 32}}, "callmask:phoneNumber: expected exactly one of"),
+    ({"phoneNumber": {"number": "4155550100"}}, "callmask:phoneNumber.number: expected an E.164 number"),
+    ({"phoneNumber": {"sid": "PX123"}}, "callmask:phoneNumber.sid: expected a phone number SID"),
+    ({"phoneNumber": {"search": {"country": "usa"}}}, "callmask:phoneNumber.search.country: expected an ISO 3166"),
+    ({"phoneNumber": {"search": {"country": "US", "areaCode": "41"}}}, "callmask:phoneNumber.search.areaCode"),
+    ({"phoneNumber": {"search": {"country": "US", "near": "x"}}}, "callmask:phoneNumber.search.near: unknown key"),
+    ({"releaseNumberOnDestroy": "yes"}, "callmask:releaseNumberOnDestroy: expected true or false"),
+    ({"greeting": "Hi"}, "callmask:greeting: unknown key"),
+]
+
+
+@pytest.mark.parametrize("overrides, expected", BAD_CONFIG, ids=[e for _, e in BAD_CONFIG])
+def test_bad_config_is_one_clear_error_and_nothing_is_deployed(overrides, expected):
+    pins = overrides.pop("pins", TEST_PINS)
+    config, secret_keys = engine_config("dev", pins, **overrides)
+    run = run_program("dev", config, secret_keys)
+    assert run.error is not None and expected in str(run.error)
+    assert type(run.error).__name__ == "RunError", "a config error ends the program without a traceback"
+    assert run.registrations == [], "nothing is registered when config is wrong"
+    assert not any(pin in str(run.error) for pin in [*TEST_PINS, *pins])
+
+
+def test_missing_pins_are_named():
+    config, secret_keys = engine_config("dev", TEST_PINS)
+    del config["callmask:pins"]
+    run = run_program("dev", config, secret_keys)
+    assert "callmask:pins: is required but not set" in str(run.error)
+    assert run.registrations == []
+
+
+def plaintext_strings(node):
+    """Every string in a resource's inputs that is not inside a secret."""
+    if is_rpc_secret(node):
+        return
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from plaintext_strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from plaintext_strings(item)
+    elif isinstance(node, str):
+        yield node

@@ -1,0 +1,133 @@
+"""The providers driven through `python -m pulumi.dynamic` over gRPC, exactly as the Pulumi engine does:
+the host runs in the project's `main` directory, unpickles each provider from `__provider`, gets the
+stack config through Configure, and answers Check, Diff, Create, Read, Update and Delete."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import proto, rpc
+from pulumi.runtime.proto import provider_pb2_grpc
+
+from callmask.providers.phone_number import PhoneNumberProvider
+from callmask.providers.studio_flow import StudioFlowProvider
+from callmask.providers.voice_binding import VoiceBindingProvider
+from callmask.twilio_api import BASE_URL_VARIABLE
+from conftest import TEST_PINS
+from test_providers import flow_props
+from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+
+MAIN_DIR = Path(__file__).resolve().parents[1] / "infra"
+
+
+def struct(properties: dict):
+    return asyncio.run(rpc.serialize_properties(properties, {}))
+
+
+def plain(message) -> dict:
+    return rpc.deserialize_properties(message)
+
+
+class Host:
+    def __init__(self, base_url: str):
+        env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
+        env.update({BASE_URL_VARIABLE: base_url, "PULUMI_PROJECT": "callmask"})
+        self.process = subprocess.Popen([sys.executable, "-m", "pulumi.dynamic"], cwd=MAIN_DIR, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        port = self.process.stdout.readline().strip()
+        assert port.isdigit(), self.process.stderr.read()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = provider_pb2_grpc.ResourceProviderStub(self.channel)
+
+    def close(self) -> str:
+        self.channel.close()
+        self.process.kill()
+        return self.process.communicate()[1]
+
+
+@pytest.fixture
+def host(twilio):
+    running = Host(twilio.base_url)
+    configured = running.stub.Configure(proto.ConfigureRequest(
+        args=struct({"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN})))
+    assert configured.acceptSecrets is False
+    yield running
+    stderr = running.close()
+    assert AUTH_TOKEN not in stderr and not any(pin in stderr for pin in TEST_PINS)
+
+
+def urn(type_: str) -> str:
+    return f"urn:pulumi:dev::callmask::callmask:index:DialOutLine$pulumi-python:dynamic/twilio:{type_}::line"
+
+
+def with_provider(provider, props: dict) -> dict:
+    return {**props, "__provider": serialize_provider(provider)}
+
+
+def test_flow_lifecycle_through_the_provider_host(host, twilio):
+    flow_urn = urn("StudioFlow")
+    news = with_provider(StudioFlowProvider(), flow_props())
+
+    checked = host.stub.Check(proto.CheckRequest(urn=flow_urn, olds=struct({}), news=struct(news)))
+    assert list(checked.failures) == []
+
+    created = host.stub.Create(proto.CreateRequest(urn=flow_urn, properties=checked.inputs))
+    outs = plain(created.properties)
+    assert created.id in twilio.flows and outs["webhook_url"].endswith(created.id)
+
+    unchanged = host.stub.Diff(proto.DiffRequest(id=created.id, urn=flow_urn, olds=created.properties,
+                                                 news=struct(news)))
+    assert unchanged.changes == proto.DiffResponse.DIFF_NONE
+
+    changed_news = with_provider(StudioFlowProvider(), flow_props(goodbye="See you."))
+    changed = host.stub.Diff(proto.DiffRequest(id=created.id, urn=flow_urn, olds=created.properties,
+                                               news=struct(changed_news)))
+    assert changed.changes == proto.DiffResponse.DIFF_SOME and list(changed.replaces) == []
+
+    updated = host.stub.Update(proto.UpdateRequest(id=created.id, urn=flow_urn, olds=created.properties,
+                                                   news=struct(changed_news)))
+    assert plain(updated.properties)["revision"] == 2
+
+    read = host.stub.Read(proto.ReadRequest(id=created.id, urn=flow_urn, properties=updated.properties))
+    assert read.id == created.id and plain(read.properties)["drift"] == ""
+
+    host.stub.Delete(proto.DeleteRequest(id=created.id, urn=flow_urn, properties=updated.properties))
+    assert twilio.flows == {}
+
+
+def test_number_and_binding_through_the_provider_host(host, twilio):
+    number_urn, binding_urn = urn("PhoneNumber"), urn("VoiceBinding")
+    number_props = with_provider(PhoneNumberProvider(), {
+        "selection": {"mode": "number", "number": "+14155550100"}, "friendly_name": "callmask-dev",
+        "release_on_destroy": False})
+    number = host.stub.Create(proto.CreateRequest(urn=number_urn, properties=struct(number_props)))
+    assert number.id in twilio.numbers
+
+    binding_props = with_provider(VoiceBindingProvider(), {
+        "phone_number_sid": number.id, "voice_url": "https://webhooks.twilio.com/v1/flow", "voice_method": "POST"})
+    binding = host.stub.Create(proto.CreateRequest(urn=binding_urn, properties=struct(binding_props)))
+    assert twilio.numbers[number.id]["voice_url"] == "https://webhooks.twilio.com/v1/flow"
+
+    host.stub.Delete(proto.DeleteRequest(id=binding.id, urn=binding_urn, properties=binding.properties))
+    host.stub.Delete(proto.DeleteRequest(id=number.id, urn=number_urn, properties=number.properties))
+    assert twilio.numbers[number.id]["voice_url"] == "https://demo.twilio.com/welcome/voice/"
+    assert number.id in twilio.numbers, "releaseNumberOnDestroy is false: the number stays"
+
+
+def test_provider_errors_reach_the_engine_plainly_without_secrets(host, twilio):
+    twilio.fail("POST", r"IncomingPhoneNumbers\.json$", status=400, code=21422)
+    props = with_provider(PhoneNumberProvider(), {
+        "selection": {"mode": "number", "number": "+14155550100"}, "friendly_name": "callmask-dev",
+        "release_on_destroy": False})
+    with pytest.raises(grpc.RpcError) as raised:
+        host.stub.Create(proto.CreateRequest(urn=urn("PhoneNumber"), properties=struct(props)))
+    details = raised.value.details()
+    assert "+14155550100 is not available to buy (Twilio error 21422)" in details
+    assert AUTH_TOKEN not in details

@@ -1,0 +1,69 @@
+"""Scans for PINs and the auth token wherever they must never appear in plaintext: provider outputs
+other than the secret `pins`, logs, error messages and pickled providers."""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import dill
+import pytest
+from pulumi.dynamic.dynamic import serialize_provider
+
+from callmask.providers.phone_number import PhoneNumberProvider
+from callmask.providers.studio_flow import FlowRejected, StudioFlowProvider
+from callmask.providers.voice_binding import VoiceBindingProvider
+from conftest import TEST_PINS, configured
+from test_providers import flow_props
+from twilio_fake import AUTH_TOKEN
+
+SECRETS = (*TEST_PINS, AUTH_TOKEN)
+
+
+def assert_clean(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"a secret appears in {where}"
+
+
+def test_flow_outputs_carry_pins_only_under_the_secret_pins_key(twilio):
+    provider = configured(StudioFlowProvider)
+    created = provider.create(flow_props())
+    updated = provider.update(created.id, created.outs, flow_props(goodbye="Bye."))
+    read = provider.read(created.id, updated.outs)
+    for outs in (created.outs, updated.outs, read.outs):
+        # The engine re-marks as secret only outputs whose key is a secret input's key: `pins`.
+        assert outs["pins"] == TEST_PINS
+        assert_clean(repr({key: value for key, value in outs.items() if key != "pins"}), "flow outputs")
+
+
+def test_logs_of_a_whole_lifecycle_hold_no_secret(twilio, caplog):
+    caplog.set_level(logging.DEBUG)
+    flow, number, binding = (configured(cls) for cls in (StudioFlowProvider, PhoneNumberProvider, VoiceBindingProvider))
+    created = flow.create(flow_props())
+    flow.update(created.id, created.outs, flow_props(greeting="Hi, PIN please."))
+    bought = number.create({"selection": {"mode": "search", "country": "US"}, "friendly_name": "callmask-dev",
+                            "release_on_destroy": True})
+    bound = binding.create({"phone_number_sid": bought.id, "voice_url": created.outs["webhook_url"], "voice_method": "POST"})
+    binding.delete(bound.id, bound.outs)
+    number.delete(bought.id, bought.outs)
+    flow.delete(created.id, created.outs)
+    assert caplog.records, "the Twilio SDK logs its requests; the scan must see them"
+    assert_clean(caplog.text, "logs")
+
+
+def test_twilio_error_that_echoes_the_definition_is_redacted(twilio):
+    twilio.invalid_widget_types.add("say-play")
+    twilio.echo_definition_in_errors = True
+    with pytest.raises(FlowRejected) as raised:
+        configured(StudioFlowProvider).create(flow_props())
+    assert "[secret]" in str(raised.value)
+    assert_clean(str(raised.value), "the error message")
+
+
+@pytest.mark.parametrize("provider_class", [StudioFlowProvider, PhoneNumberProvider, VoiceBindingProvider])
+def test_a_configured_provider_pickles_without_credentials(provider_class):
+    provider = configured(provider_class)
+    assert provider.client() is not None
+    pickled = base64.b64decode(serialize_provider(provider))
+    assert AUTH_TOKEN.encode() not in pickled
+    assert dill.loads(pickled).__dict__ == {}, "an unpickled provider starts unconfigured"
