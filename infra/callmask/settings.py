@@ -205,7 +205,7 @@ class _Reader:
         if value is None:
             return ()
         if not isinstance(value, list) or not value:
-            self.problem("pins", "expected a non-empty list of PINs (set it with `pulumi config set --secret`)")
+            self.problem("pins", "expected a non-empty list of PINs (set them as secrets, see the README)")
             return ()
         pins = tuple(str(pin) if isinstance(pin, int) and not isinstance(pin, bool) else pin for pin in value)
         for index, pin in enumerate(pins):

@@ -1,0 +1,255 @@
+"""`callmask`: render, validate, simulate, draw and diff the call flow offline, with no credentials.
+
+PIN values are never printed unless --reveal is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+from fnmatch import fnmatch
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callmask import call_simulation, flow_diagram, flow_diff, flow_validation
+from callmask.flow_graph import FlowGraph
+from callmask.flow_template import DEFAULT_FLOW_FILE, TemplateError, load_template, placeholders, render_flow
+from callmask.settings import SettingsError, parse_settings
+from callmask.stack_config import PROJECT_DIR, StackFileError, from_files, is_encrypted
+
+PINS_VARIABLE = "CALLMASK_PINS"
+
+
+class CommandError(Exception):
+    """Bad input: printed as one message, exit status 1."""
+
+
+@dataclass
+class LoadedFlow:
+    definition: dict[str, Any]
+    source: str
+    pin_length: int | None = None
+    line_number: str = call_simulation.DEFAULT_LINE_NUMBER
+    pins: list[str] = field(default_factory=list)
+
+
+def placeholder_pins(length: int) -> list[str]:
+    """Obviously fake, yet valid, PINs for when none are given."""
+    return ["135792468013"[:length], "975310864297"[:length]]
+
+
+def chosen_pins(args: argparse.Namespace, pin_length: int) -> list[str]:
+    given = args.pins if args.pins is not None else os.environ.get(PINS_VARIABLE)
+    if given:
+        return [pin.strip() for pin in given.split(",") if pin.strip()]
+    print(f"callmask: no PINs given (--pins or {PINS_VARIABLE}); using placeholder PINs, not the stack's.",
+          file=sys.stderr)
+    return placeholder_pins(pin_length)
+
+
+def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PROJECT_DIR,
+                    template_file: Path | None = None) -> LoadedFlow:
+    """The exact definition `pulumi up` would deploy for a stack (same settings and renderer)."""
+    values, _ = from_files(stack, project_dir)
+    length = values.get("pinLength") if isinstance(values.get("pinLength"), int) else 8
+    values["pins"] = chosen_pins(args, length)
+    settings = parse_settings(values)
+    template_path = template_file or project_dir / DEFAULT_FLOW_FILE.relative_to(PROJECT_DIR)
+    definition = render_flow(load_template(template_path), settings.flow_values(), settings.pins)
+    line_number = settings.phone_number.number or call_simulation.DEFAULT_LINE_NUMBER
+    return LoadedFlow(definition, f"{template_path.name} for stack {stack}", settings.pin_length, line_number,
+                      list(settings.pins))
+
+
+def load_file_flow(path: Path) -> LoadedFlow:
+    definition = load_template(path)
+    if placeholders(definition):
+        raise CommandError(f"{path} is a flow template (it has ${{...}} placeholders); "
+                           f"render it for a stack with --stack NAME")
+    return LoadedFlow(definition, str(path), pins=FlowGraph(definition).pins())
+
+
+def load_flow(args: argparse.Namespace) -> LoadedFlow:
+    if args.stack:
+        return load_stack_flow(args.stack, args, args.project_dir, Path(args.file) if args.file else None)
+    if args.file:
+        return load_file_flow(Path(args.file))
+    raise CommandError("give --stack NAME (a Pulumi.NAME.yaml) or a flow FILE")
+
+
+def mask(text: str, pins: list[str], reveal: bool) -> str:
+    if reveal:
+        return text
+    for pin in sorted(set(pins), key=len, reverse=True):
+        text = text.replace(pin, "*" * len(pin))
+    return text
+
+
+# ---- subcommands ----
+
+def cmd_render(args: argparse.Namespace) -> int:
+    flow = load_flow(args)
+    print(mask(json.dumps(flow.definition, indent=2, ensure_ascii=False), flow.pins, args.reveal))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    flow = load_flow(args)
+    problems = flow_validation.validate(flow.definition, flow.pin_length)
+    for problem in problems:
+        print(mask(problem.line(flow.source), flow.pins, args.reveal))
+    if not problems:
+        print(f"{flow.source}: sound ({len(flow.definition['states'])} widgets)")
+    return 1 if problems else 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    flow = load_flow(args)
+    simulator = call_simulation.CallSimulator(flow.definition, flow.line_number)
+    result = simulator.run(args.press or [], dial_status=args.dial_status, hangup=args.hangup)
+    text = json.dumps(result.as_dict(), indent=2) if args.json else transcript(result)
+    print(mask(text, flow.pins, args.reveal))
+    return 0
+
+
+def transcript(result: call_simulation.CallResult) -> str:
+    lines = []
+    for step in result.steps:
+        prefix = f"[{step.widget}]"
+        if step.say:
+            lines.append(f"{prefix} caller hears: “{step.say}”")
+        if step.digits is not None:
+            pressed = step.digits or "nothing"
+            lines.append(f"{prefix} gathered: {pressed} -> {step.event}")
+        elif step.dial:
+            lines.append(f"{prefix} dials {step.dial['to']} with caller ID {step.dial['caller_id']} -> {step.event}")
+        elif step.type == "split-based-on":
+            lines.append(f"{prefix} branch: {step.event}")
+        elif step.event is None:
+            lines.append(f"{prefix} caller hangs up")
+        elif step.type == "trigger":
+            lines.append(f"{prefix} incoming call")
+    lines.append(f"outcome: {result.outcome}" + (f" (dialed {result.dialed})" if result.dialed else ""))
+    return "\n".join(lines)
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    flow = load_flow(args)
+    draw = flow_diagram.svg if args.format == "svg" else flow_diagram.mermaid
+    sys.stdout.write(mask(draw(flow.definition), flow.pins, args.reveal))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    if args.base:
+        sections = diff_against_base(args)
+    else:
+        if len(args.files) != 2:
+            raise CommandError("give two flow files (OLD NEW), or --base GIT_REF")
+        old, new = (load_template(Path(f)) for f in args.files)
+        changes = flow_diff.compare(old, new)
+        sections = [flow_diff.markdown(changes, f"Call flow: {args.files[0]} → {args.files[1]}")]
+    print("\n".join(sections))
+    return 0
+
+
+def diff_against_base(args: argparse.Namespace) -> list[str]:
+    """`flow/` (and with --stack, that stack's rendered flow) at GIT_REF against the working tree."""
+    with tempfile.TemporaryDirectory() as checkout:
+        base_dir = Path(checkout)
+        project_dir = args.project_dir
+        export_revision(args.base, project_dir, base_dir)
+        sections = []
+        for current in sorted((project_dir / "flow").glob("*.json")):
+            relative = current.relative_to(project_dir)
+            base_file = base_dir / relative
+            if args.stack:
+                new = load_stack_flow(args.stack, args, project_dir, current)
+                old = (load_stack_flow(args.stack, args, base_dir, base_file).definition
+                       if base_file.exists() and (base_dir / f"Pulumi.{args.stack}.yaml").exists()
+                       else {"states": []})
+                changes = flow_diff.compare(old, new.definition)
+                changes.pins_added = changes.pins_removed = 0  # the same PINs were rendered on both sides
+                if encrypted_pins(base_dir, args.stack) != encrypted_pins(project_dir, args.stack):
+                    changes.notes.append("the stack's encrypted PIN list changed (values not shown)")
+                title = f"Call flow for stack `{args.stack}`: {relative} at {args.base} → working tree"
+                sections.append(flow_diff.markdown(changes, title))
+            else:
+                old = load_template(base_file) if base_file.exists() else {"states": []}
+                changes = flow_diff.compare(old, load_template(current))
+                sections.append(flow_diff.markdown(changes, f"Call flow template {relative}: {args.base} → working tree"))
+        return sections
+
+
+def export_revision(ref: str, project_dir: Path, target: Path) -> None:
+    """flow/ and the Pulumi files as they were at `ref`, written under `target`."""
+    listed = subprocess.run(["git", "ls-tree", "-r", "--name-only", ref], cwd=project_dir, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise CommandError(f"git cannot read {ref!r}: {listed.stderr.strip()}")
+    wanted = [path for path in listed.stdout.splitlines()
+              if path.startswith("flow/") or fnmatch(path, "Pulumi.yaml") or fnmatch(path, "Pulumi.*.yaml")]
+    archive = subprocess.run(["git", "archive", "--format=tar", ref, "--", *wanted],
+                             cwd=project_dir, capture_output=True)
+    if archive.returncode != 0:
+        raise CommandError(f"git cannot export {ref!r}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+
+
+def encrypted_pins(project_dir: Path, stack: str) -> Any:
+    try:
+        values, _ = from_files(stack, project_dir)
+    except StackFileError:
+        return None
+    return values.get("pins") if is_encrypted(values.get("pins")) else None
+
+
+# ---- entry point ----
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--stack", help="stack name: reads Pulumi.NAME.yaml with the defaults in Pulumi.yaml")
+    common.add_argument("--pins", help=f"comma-separated PINs to render with (or set {PINS_VARIABLE})")
+    common.add_argument("--reveal", action="store_true", help="print PIN values instead of masking them")
+    common.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+
+    top = argparse.ArgumentParser(prog="callmask", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    render = commands.add_parser("render", parents=[common], help="print the Studio definition a stack deploys")
+    validate = commands.add_parser("validate", parents=[common], help="check a flow; exit 1 with one line per problem")
+    simulate = commands.add_parser("simulate", parents=[common], help="walk one call through the flow")
+    diagram = commands.add_parser("diagram", parents=[common], help="draw the flow (Mermaid or SVG)")
+    for sub in (render, validate, simulate, diagram):
+        sub.add_argument("file", nargs="?", help="a rendered flow definition (or, with --stack, a template)")
+    simulate.add_argument("--press", action="append", metavar="KEYS",
+                          help="what the caller presses at the next gather, e.g. 24681357# (repeat per gather)")
+    simulate.add_argument("--dial-status", default="completed", choices=call_simulation.DIAL_STATUSES)
+    simulate.add_argument("--hangup", action="store_true",
+                          help="the caller hangs up instead of waiting once the presses run out")
+    simulate.add_argument("--json", action="store_true", help="machine-readable steps and outcome")
+    diagram.add_argument("--format", choices=("mermaid", "svg"), default="mermaid")
+    diff = commands.add_parser("diff", parents=[common], help="Markdown review of a flow change")
+    diff.add_argument("files", nargs="*", metavar="OLD NEW")
+    diff.add_argument("--base", metavar="GIT_REF", help="compare flow/ at GIT_REF with the working tree")
+    return top
+
+
+HANDLERS = {"render": cmd_render, "validate": cmd_validate, "simulate": cmd_simulate, "diagram": cmd_diagram,
+            "diff": cmd_diff}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return HANDLERS[args.command](args)
+    except (CommandError, SettingsError, TemplateError, StackFileError, call_simulation.SimulationError) as error:
+        print(f"callmask: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

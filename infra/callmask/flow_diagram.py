@@ -1,0 +1,90 @@
+"""A flowchart of a Studio definition: Mermaid text (renders on GitHub) or a standalone SVG laid out
+from the widgets' own canvas offsets."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+from typing import Any
+
+from callmask.flow_graph import FlowGraph
+
+MERMAID_SHAPES = {
+    "trigger": ('(["', '"])'),
+    "gather-input-on-call": ('[/"', '"/]'),
+    "split-based-on": ('{"', '"}'),
+    "connect-call-to": ('[["', '"]]'),
+}
+BOX_WIDTH, BOX_HEIGHT, MARGIN = 210, 54, 40
+
+
+def node_id(name: str) -> str:
+    return "w_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def edge_label(graph: FlowGraph, source: str, event: str, index: int) -> str:
+    state = graph.by_name[source]
+    transition = (state.get("transitions") or [])[index]
+    names = [c.get("friendly_name") for c in transition.get("conditions") or [] if c.get("friendly_name")]
+    return f"{event}: {', '.join(names)}" if names else event
+
+
+def mermaid(definition: dict[str, Any]) -> str:
+    graph = FlowGraph(definition)
+    lines = ["flowchart TD"]
+    for state in graph.states:
+        name, kind = str(state.get("name")), str(state.get("type"))
+        opening, closing = MERMAID_SHAPES.get(kind, ('["', '"]'))
+        lines.append(f"    {node_id(name)}{opening}{_label(name)}<br/><i>{_label(kind)}</i>{closing}")
+    ends = False
+    for edge in graph.edges:
+        label = _label(edge_label(graph, edge.source, edge.event, edge.index))
+        if edge.target in graph.by_name:
+            lines.append(f'    {node_id(edge.source)} -->|"{label}"| {node_id(edge.target)}')
+        elif graph.by_name[edge.source].get("type") != "trigger" and edge.event != "speech":
+            lines.append(f'    {node_id(edge.source)} -.->|"{label}"| call_ends')
+            ends = True
+    if ends:
+        lines.append("    call_ends((end of call))")
+    return "\n".join(lines) + "\n"
+
+
+def svg(definition: dict[str, Any]) -> str:
+    graph = FlowGraph(definition)
+    positions = {}
+    for order, state in enumerate(graph.states):
+        offset = (state.get("properties") or {}).get("offset") or {"x": 0, "y": order * 150}
+        positions[state.get("name")] = (float(offset.get("x", 0)), float(offset.get("y", 0)))
+    min_x = min((x for x, _ in positions.values()), default=0)
+    min_y = min((y for _, y in positions.values()), default=0)
+    placed = {name: (x - min_x + MARGIN, y - min_y + MARGIN) for name, (x, y) in positions.items()}
+    width = max((x for x, _ in placed.values()), default=0) + BOX_WIDTH + MARGIN
+    height = max((y for _, y in placed.values()), default=0) + BOX_HEIGHT + MARGIN
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+             f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
+             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+             'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>']
+    for edge in graph.edges:
+        if edge.target not in placed:
+            continue
+        (x1, y1), (x2, y2) = placed[edge.source], placed[edge.target]
+        start, end = (x1 + BOX_WIDTH / 2, y1 + BOX_HEIGHT), (x2 + BOX_WIDTH / 2, y2)
+        label = escape(edge_label(graph, edge.source, edge.event, edge.index))
+        parts.append(f'<line x1="{start[0]:.0f}" y1="{start[1]:.0f}" x2="{end[0]:.0f}" y2="{end[1]:.0f}" '
+                     'stroke="#555" marker-end="url(#arrow)"/>')
+        parts.append(f'<text x="{(start[0] + end[0]) / 2 + 4:.0f}" y="{(start[1] + end[1]) / 2:.0f}" '
+                     f'fill="#333">{label}</text>')
+    for state in graph.states:
+        x, y = placed[state.get("name")]
+        fill = "#fde2e2" if state in graph.pin_checks or state in graph.number_checks else "#e8f0fe"
+        parts.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="8" '
+                     f'fill="{fill}" stroke="#345"/>')
+        parts.append(f'<text x="{x + 10:.0f}" y="{y + 22:.0f}" font-weight="bold">{escape(str(state.get("name")))}</text>')
+        parts.append(f'<text x="{x + 10:.0f}" y="{y + 40:.0f}" fill="#555">{escape(str(state.get("type")))}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+

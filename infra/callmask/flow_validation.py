@@ -1,0 +1,171 @@
+"""Offline checks of a rendered Studio definition: structure, Studio's vocabulary, Liquid references,
+and the security of the call path (dialing only after a matched PIN and a matched number)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from callmask.flow_graph import PIN_CONDITION_TYPES, WIDGET_REFERENCE, DIGITS_REFERENCE, FlowGraph, conditions
+
+WIDGET_TYPES = {
+    "connect-call-to", "enqueue-call", "fork-stream", "gather-input-on-call", "record-call", "record-voicemail",
+    "say-play", "capture-payments", "make-outgoing-call-v1", "make-outgoing-call-v2", "send-message",
+    "send-and-wait-for-reply", "create-chat-channel", "add-member-to-chat-channel", "trigger", "split-based-on",
+    "set-variables", "add-twiml-redirect", "make-http-request", "run-function", "run-function-v2", "run-subflow",
+    "update-sync-object", "create-task", "send-to-flex", "understand", "connect-virtual-agent",
+    "connect-virtual-agent-v2",
+}
+# Events of the widgets whose full event list is documented; other known types are not event-checked.
+WIDGET_EVENTS = {
+    "trigger": {"incomingMessage", "incomingCall", "incomingConversationMessage", "incomingRequest", "incomingParent"},
+    "gather-input-on-call": {"keypress", "speech", "timeout"},
+    "split-based-on": {"match", "noMatch"},
+    "say-play": {"audioComplete"},
+    "connect-call-to": {"callCompleted", "hangup"},
+    "set-variables": {"next"},
+    "add-twiml-redirect": {"return", "timeout", "fail"},
+}
+# The events a widget must list at least; `incomingParent` (subflows) and `match` are optional.
+REQUIRED_EVENTS = {kind: events - {"incomingParent", "match"} for kind, events in WIDGET_EVENTS.items()}
+CONDITION_TYPES = {
+    "equal_to", "not_equal_to", "matches_any_of", "does_not_match_any_of", "is_blank", "is_not_blank", "regex",
+    "contains", "does_not_contain", "starts_with", "does_not_start_with", "less_than", "greater_than",
+    "is_before_time", "is_after_time", "is_before_date", "is_after_date",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    widget: str
+    what: str
+    fix: str
+
+    def line(self, source: str) -> str:
+        return f"{source}: {self.widget}: {self.what}. Fix: {self.fix}."
+
+
+def validate(definition: Any, pin_length: int | None = None) -> list[Problem]:
+    """Every problem found, in a stable order. `pin_length` comes from the stack when known."""
+    if not isinstance(definition, dict) or not isinstance(definition.get("states"), list):
+        return [Problem("(flow)", "not a Studio definition (no `states` list)", "give a flow definition JSON object")]
+    graph = FlowGraph(definition)
+    checks = (_structure, _vocabulary, _liquid_references, _pin_gather, _call_path_security, _pin_literals)
+    problems = [problem for check in checks for problem in check(graph, pin_length)]
+    return problems
+
+
+def _structure(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    if graph.initial not in graph.by_name:
+        yield Problem("(flow)", f"initial_state {graph.initial!r} names no widget",
+                      "set initial_state to the name of the trigger widget")
+    for name, count in Counter(s.get("name") for s in graph.states).items():
+        if count > 1:
+            yield Problem(str(name), f"{count} widgets share this name", "give every widget a unique name")
+    for edge in graph.edges:
+        if edge.target is not None and edge.target not in graph.by_name:
+            yield Problem(edge.source, f"the {edge.event!r} transition goes to {edge.target!r}, which does not exist",
+                          "point `next` at an existing widget, or remove `next` to end the call there")
+    reachable = graph.reachable()
+    if graph.initial in graph.by_name:
+        for state in graph.states:
+            if state.get("name") not in reachable:
+                yield Problem(str(state.get("name")), "no transition leads here, so it never runs",
+                              "connect it from another widget or delete it")
+
+
+def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    for state in graph.states:
+        name, kind = str(state.get("name")), state.get("type")
+        if kind not in WIDGET_TYPES:
+            yield Problem(name, f"unknown widget type {kind!r}", "use a Studio widget type such as say-play")
+            continue
+        listed = [t.get("event") for t in state.get("transitions") or [] if isinstance(t, dict)]
+        for event in listed:
+            if kind in WIDGET_EVENTS and event not in WIDGET_EVENTS[kind]:
+                yield Problem(name, f"{kind} has no event {event!r}",
+                              f"use one of {', '.join(sorted(WIDGET_EVENTS[kind]))}")
+        for event in sorted(REQUIRED_EVENTS.get(kind, set()) - set(listed)):
+            yield Problem(name, f"the {event!r} event is not listed",
+                          "list every event of the widget, without `next` where the call should end")
+        for condition in conditions(state):
+            if condition.get("type") not in CONDITION_TYPES:
+                yield Problem(name, f"unknown split condition type {condition.get('type')!r}",
+                              "use a Studio condition such as equal_to, matches_any_of or regex")
+
+
+def _liquid_references(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    dominators = graph.dominators
+    for state in graph.states:
+        name = str(state.get("name"))
+        referenced = sorted({m for text in _strings(state) for m in WIDGET_REFERENCE.findall(text)})
+        for target in referenced:
+            if target not in graph.by_name:
+                yield Problem(name, f"Liquid refers to widgets.{target}, which does not exist",
+                              "refer to an existing widget's output")
+            elif name in dominators and target not in dominators[name] - {name}:
+                yield Problem(name, f"Liquid refers to widgets.{target}, which does not always run before it",
+                              f"refer only to widgets every path passes through before {name}")
+
+
+def _pin_gather(graph: FlowGraph, pin_length: int | None) -> Iterator[Problem]:
+    for check in graph.pin_checks:
+        gather = graph.by_name.get(graph.digits_source(check) or "")
+        if gather is None or gather.get("type") != "gather-input-on-call":
+            yield Problem(str(check.get("name")), "the PIN check does not examine a gather widget's Digits",
+                          "set its input to {{widgets.<pin gather>.Digits}}")
+            continue
+        pins = [p for c in conditions(check) if c.get("type") in PIN_CONDITION_TYPES for p in c["value"].split(",")]
+        expected = pin_length if pin_length is not None else len(pins[0].strip())
+        digits = gather.get("properties", {}).get("number_of_digits")
+        if digits != expected:
+            yield Problem(str(gather.get("name")), f"number_of_digits is {digits!r} but PINs have {expected} digits",
+                          "set number_of_digits to pinLength")
+        if any(len(pin.strip()) != expected for pin in pins):
+            yield Problem(str(check.get("name")), f"not every PIN has {expected} digits", "make every PIN pinLength long")
+
+
+def _call_path_security(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    dials = [s for s in graph.of_type("connect-call-to") if s.get("name") in graph.reachable()]
+    guards = (("PIN", graph.pin_checks), ("number", graph.number_checks))
+    number_sources = {graph.digits_source(check) for check in graph.number_checks}
+    for dial in dials:
+        name = str(dial.get("name"))
+        for label, checks in guards:
+            cut = frozenset(e for check in checks for e in graph.match_edges(str(check.get("name"))))
+            if name in graph.reachable(without=cut):
+                yield Problem(name, f"can be reached without a matched {label} check",
+                              f"let the only way to {name} go through the `match` of the {label} check")
+        target = DIGITS_REFERENCE.search(str(dial.get("properties", {}).get("to", "")))
+        if not target or target.group(1) not in number_sources:
+            yield Problem(name, "`to` does not dial the digits that the number check examined",
+                          "set `to` to +{{widgets.<number gather>.Digits}}")
+
+
+def _pin_literals(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    pins = graph.pins()
+    if not pins:
+        return
+    for state in graph.states:
+        pin_values = {id(c) for c in conditions(state) if state in graph.pin_checks}
+        for text in _strings(state, skip=pin_values):
+            if any(pin in text for pin in pins):
+                yield Problem(str(state.get("name")), "a PIN appears outside the PIN condition",
+                              "keep PINs only in the PIN check's condition value")
+                break
+
+
+def _strings(node: Any, skip: set[int] = frozenset()) -> Iterator[str]:
+    if isinstance(node, dict):
+        if id(node) in skip:
+            yield from (v for k, v in node.items() if k != "value" and isinstance(v, str))
+            return
+        for value in node.values():
+            yield from _strings(value, skip)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item, skip)
+    elif isinstance(node, str):
+        yield node

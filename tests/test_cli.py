@@ -1,0 +1,174 @@
+"""The `callmask` command: every subcommand on the committed stacks, its masking of PINs, and its errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+
+from callmask.cli import PINS_VARIABLE, main, placeholder_pins
+from callmask.providers.studio_flow import StudioFlowProvider
+from callmask.stack_config import PROJECT_DIR, stack_names
+from conftest import TEST_PINS, configured
+from flow_fixtures import rendered, widget
+from test_providers import flow_props
+
+PINS_ARG = ",".join(TEST_PINS)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_console_script_and_module_are_installed():
+    console_script = Path(sys.executable).parent / "callmask"
+    assert console_script.exists(), "the setup command installs the `callmask` console script"
+    for command in ([str(console_script)], [sys.executable, "-m", "callmask"]):
+        done = subprocess.run([*command, "validate", "--stack", "dev", "--pins", PINS_ARG],
+                              capture_output=True, text=True)
+        assert done.returncode == 0 and "sound" in done.stdout
+
+
+def test_render_is_exactly_what_the_provider_deploys(capsys, twilio):
+    code, out, _ = run(capsys, "render", "--stack", "dev", "--pins", PINS_ARG, "--reveal")
+    created = configured(StudioFlowProvider).create(flow_props("dev"))
+    assert code == 0 and json.loads(out) == twilio.flows[created.id]["definition"]
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_render_masks_pins_unless_revealed(capsys, stack):
+    _, masked, _ = run(capsys, "render", "--stack", stack, "--pins", PINS_ARG)
+    assert not any(pin in masked for pin in TEST_PINS) and "********,********" in masked
+    _, revealed, _ = run(capsys, "render", "--stack", stack, "--pins", PINS_ARG, "--reveal")
+    assert PINS_ARG in revealed
+
+
+def test_pins_from_the_environment_and_placeholders_said_so(capsys, monkeypatch):
+    monkeypatch.setenv(PINS_VARIABLE, PINS_ARG)
+    _, out, err = run(capsys, "render", "--stack", "dev", "--reveal")
+    assert PINS_ARG in out and err == ""
+    monkeypatch.delenv(PINS_VARIABLE)
+    _, out, err = run(capsys, "render", "--stack", "dev", "--reveal")
+    assert "using placeholder PINs" in err and ",".join(placeholder_pins(8)) in out
+
+
+def test_validate_a_broken_file_prints_one_line_per_problem(capsys, tmp_path):
+    definition = rendered()
+    widget(definition, "gather_pin")["properties"]["number_of_digits"] = 4
+    widget(definition, "check_pin")["transitions"][0]["next"] = "nowhere"
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(definition))
+    code, out, _ = run(capsys, "validate", str(broken))
+    lines = out.strip().splitlines()
+    assert code == 1 and len(lines) == 3  # the dangling `next` also leaves say_invalid_pin unreachable
+    assert f"{broken}: gather_pin: number_of_digits is 4 but PINs have 8 digits. Fix: set number_of_digits to pinLength." in lines
+    assert all(line.startswith(f"{broken}: ") and ". Fix: " in line for line in lines)
+    assert not any(pin in out for pin in TEST_PINS)
+
+
+def test_simulate_text_and_json(capsys):
+    code, out, _ = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG,
+                       "--press", f"{TEST_PINS[1]}#", "--press", "442079460000#")
+    assert code == 0 and "dials +442079460000 with caller ID +14155550142" in out
+    assert "outcome: connected" in out and TEST_PINS[1] not in out and "********" in out
+    code, out, _ = run(capsys, "simulate", "--stack", "dev", "--pins", PINS_ARG, "--press", "11223344#", "--json")
+    report = json.loads(out)
+    assert report["outcome"] == "rejected_pin" and report["dialed"] is None
+    assert set(report["steps"][0]) == {"widget", "type", "event"}
+    code, out, _ = run(capsys, "simulate", "--stack", "dev", "--pins", PINS_ARG, "--press", f"{TEST_PINS[0]}#",
+                       "--press", "14155550123#", "--dial-status", "no-answer", "--json", "--reveal")
+    assert json.loads(out)["steps"][1]["digits"] == TEST_PINS[0]
+
+
+def test_diagram_mermaid_and_svg(capsys):
+    _, mermaid, _ = run(capsys, "diagram", "--stack", "dev", "--pins", PINS_ARG)
+    assert mermaid.startswith("flowchart TD")
+    for state in rendered()["states"]:
+        assert f"w_{state['name']}" in mermaid
+    assert 'w_check_pin -->|"match: PIN is on the allowlist"| w_gather_number' in mermaid
+    _, svg, _ = run(capsys, "diagram", "--stack", "dev", "--pins", PINS_ARG, "--format", "svg")
+    root = ElementTree.fromstring(svg)
+    assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == len(rendered()["states"])
+
+
+def test_readme_shows_the_diagram_of_the_committed_flow(capsys):
+    _, mermaid, _ = run(capsys, "diagram", "--stack", "dev", "--pins", PINS_ARG)
+    assert mermaid.strip() in (PROJECT_DIR / "README.md").read_text()
+
+
+def test_diff_of_two_files_reads_like_a_review(capsys, tmp_path):
+    old, new = rendered(), rendered()
+    widget(new, "say_goodbye")["properties"]["say"] = "See you soon."
+    widget(new, "say_goodbye")["properties"]["offset"] = {"x": 50, "y": 1500}
+    widget(new, "say_no_input")["properties"]["offset"] = {"x": 900, "y": 450}
+    widget(new, "check_pin")["transitions"][1]["conditions"][0]["value"] = f"{TEST_PINS[0]},13572468,97531864"
+    widget(new, "check_number")["transitions"][1]["conditions"][0]["value"] = "(?:44\\d{10})"
+    widget(new, "connect_call")["transitions"][1]["next"] = None
+    new["states"].append({"name": "say_hold", "type": "say-play", "properties": {"say": "Hold on."},
+                          "transitions": [{"event": "audioComplete"}]})
+    new["states"] = [s for s in new["states"] if s["name"] != "say_invalid_number"]
+    paths = tmp_path / "old.json", tmp_path / "new.json"
+    for path, document in zip(paths, (old, new)):
+        path.write_text(json.dumps(document))
+    code, out, _ = run(capsys, "diff", *map(str, paths))
+    assert code == 0
+    assert "`say_hold` (say-play)" in out and "`say_invalid_number` (say-play)" in out
+    assert "`say_goodbye` say: “The call has ended. Goodbye.” → “See you soon.”" in out
+    assert "`connect_call` hangup: → say_goodbye becomes → end" in out
+    assert "`check_number` “Allowed country code and E.164 length”: regex" in out
+    assert "**PINs:** 2 added, 1 removed (values not shown)" in out
+    assert "**Layout:** 2 widget(s) moved on the canvas only" in out
+    assert not any(pin in out for pin in [*TEST_PINS, "13572468", "97531864"])
+
+
+def test_diff_against_a_git_base_per_stack(capsys, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ["Pulumi.yaml", *[f"Pulumi.{s}.yaml" for s in stack_names()]]:
+        shutil.copy(PROJECT_DIR / name, project / name)
+    shutil.copytree(PROJECT_DIR / "flow", project / "flow")
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                                       cwd=project, check=True, capture_output=True)
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "base")
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("callmask development line.", "callmask dev line."))
+    code, out, _ = run(capsys, "diff", "--base", "HEAD", "--stack", "dev", "--pins", PINS_ARG,
+                       "--project-dir", str(project))
+    assert code == 0 and "`gather_pin` say: “callmask development line." in out and "“callmask dev line." in out
+    _, template_only, _ = run(capsys, "diff", "--base", "HEAD", "--project-dir", str(project))
+    assert "No changes to the call flow." in template_only
+
+
+BAD_INPUT = [
+    (["render", "--stack", "staging"], "Pulumi.staging.yaml not found"),
+    (["render", "--stack", "dev", "--pins", "1234"], "callmask:pins[0]: has 4 digits"),
+    (["validate", "flow/conference.json"], "is a flow template"),
+    (["validate", "no/such/file.json"], "cannot read the flow file"),
+    (["simulate"], "give --stack NAME"),
+    (["diff", "only-one.json"], "give two flow files"),
+    (["diff", "--base", "no-such-ref"], "git cannot read 'no-such-ref'"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", BAD_INPUT, ids=[e for _, e in BAD_INPUT])
+def test_bad_input_is_a_clear_message_and_exit_1(capsys, monkeypatch, argv, expected):
+    monkeypatch.chdir(PROJECT_DIR)
+    code, out, err = run(capsys, *argv)
+    assert code == 1 and expected in err and err.startswith("callmask: error: ")
+    assert "Traceback" not in err and out == ""
+
+
+def test_invalid_json_file_is_named(capsys, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, _, err = run(capsys, "validate", str(bad))
+    assert code == 1 and f"{bad}: not valid JSON at line 1" in err

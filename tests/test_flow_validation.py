@@ -1,0 +1,115 @@
+"""`callmask validate`: each rule catches its problem on a broken copy of the committed flow."""
+
+from __future__ import annotations
+
+import pytest
+
+from callmask.flow_validation import validate
+from callmask.stack_config import stack_names
+from flow_fixtures import rendered, stack_settings, transition, widget
+
+
+@pytest.mark.parametrize("stack", stack_names())
+def test_committed_stacks_are_sound(stack):
+    assert validate(rendered(stack), stack_settings(stack).pin_length) == []
+
+
+def problems_after(change, pin_length: int | None = 8) -> list[str]:
+    definition = rendered()
+    change(definition)
+    return [f"{p.widget}: {p.what}" for p in validate(definition, pin_length)]
+
+
+def test_initial_state_must_exist():
+    assert "(flow): initial_state 'Start' names no widget" in problems_after(lambda d: d.update(initial_state="Start"))
+
+
+def test_widget_names_are_unique():
+    def duplicate(d):
+        widget(d, "say_goodbye")["name"] = "say_no_input"
+    assert "say_no_input: 2 widgets share this name" in problems_after(duplicate)
+
+
+def test_every_next_exists():
+    def dangle(d):
+        transition(d, "check_pin", "noMatch")["next"] = "say_sorry"
+    assert "check_pin: the 'noMatch' transition goes to 'say_sorry', which does not exist" in problems_after(dangle)
+
+
+def test_every_widget_is_reachable():
+    def orphan(d):
+        transition(d, "check_number", "noMatch")["next"] = "say_invalid_pin"
+    assert "say_invalid_number: no transition leads here, so it never runs" in problems_after(orphan)
+
+
+def test_widget_types_are_studios():
+    assert "say_goodbye: unknown widget type 'say'" in problems_after(lambda d: widget(d, "say_goodbye").update(type="say"))
+
+
+def test_event_names_are_known():
+    def rename(d):
+        transition(d, "gather_pin", "keypress")["event"] = "digits"
+    found = problems_after(rename)
+    assert "gather_pin: gather-input-on-call has no event 'digits'" in found
+    assert "gather_pin: the 'keypress' event is not listed" in found
+
+
+def test_every_event_is_listed():
+    def drop_speech(d):
+        widget(d, "gather_number")["transitions"] = [t for t in widget(d, "gather_number")["transitions"]
+                                                    if t["event"] != "speech"]
+    assert "gather_number: the 'speech' event is not listed" in problems_after(drop_speech)
+
+
+def test_split_conditions_are_studios():
+    def wrong(d):
+        transition(d, "check_number", "match")["conditions"][0]["type"] = "ends_with"
+    assert "check_number: unknown split condition type 'ends_with'" in problems_after(wrong)
+
+
+def test_liquid_must_name_an_existing_widget():
+    def typo(d):
+        widget(d, "check_pin")["properties"]["input"] = "{{widgets.gather_pn.Digits}}"
+    assert "check_pin: Liquid refers to widgets.gather_pn, which does not exist" in problems_after(typo)
+
+
+def test_liquid_must_name_a_widget_that_runs_before():
+    def later(d):
+        widget(d, "say_no_input")["properties"]["say"] = "You dialed {{widgets.gather_number.Digits}}"
+    assert "say_no_input: Liquid refers to widgets.gather_number, which does not always run before it" in problems_after(later)
+
+
+def test_pin_gather_length_matches_pin_length():
+    def nine(d):
+        widget(d, "gather_pin")["properties"]["number_of_digits"] = 9
+    assert "gather_pin: number_of_digits is 9 but PINs have 8 digits" in problems_after(nine)
+    assert "gather_pin: number_of_digits is 9 but PINs have 8 digits" in problems_after(nine, pin_length=None)
+
+
+def test_dialing_requires_a_matched_pin_check():
+    def skip_pin(d):
+        transition(d, "check_pin", "noMatch")["next"] = "gather_number"
+    assert "connect_call: can be reached without a matched PIN check" in problems_after(skip_pin)
+
+
+def test_dialing_requires_a_matched_number_check():
+    def skip_number(d):
+        transition(d, "gather_number", "keypress")["next"] = "connect_call"
+    found = problems_after(skip_number)
+    assert "connect_call: can be reached without a matched number check" in found
+
+
+def test_dialing_uses_the_checked_digits():
+    def other_digits(d):
+        widget(d, "connect_call")["properties"]["to"] = "+{{widgets.gather_pin.Digits}}"
+    assert "connect_call: `to` does not dial the digits that the number check examined" in problems_after(other_digits)
+
+
+def test_no_pin_outside_the_pin_condition():
+    def leak(d):
+        widget(d, "say_goodbye")["properties"]["say"] = "Your PIN was 24681357."
+    assert "say_goodbye: a PIN appears outside the PIN condition" in problems_after(leak)
+
+
+def test_not_a_definition():
+    assert [p.what for p in validate([])] == ["not a Studio definition (no `states` list)"]
