@@ -210,12 +210,20 @@ def encrypted_pins(project_dir: Path, stack: str) -> Any:
 
 # ---- entry point ----
 
+def project_dir_of(start: Path) -> Path:
+    """The project the command runs in: the nearest folder with a Pulumi.yaml, else this checkout."""
+    for folder in (start, *start.parents):
+        if (folder / "Pulumi.yaml").exists():
+            return folder
+    return PROJECT_DIR
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--stack", help="stack name: reads Pulumi.NAME.yaml with the defaults in Pulumi.yaml")
     common.add_argument("--pins", help=f"comma-separated PINs to render with (or set {PINS_VARIABLE})")
     common.add_argument("--reveal", action="store_true", help="print PIN values instead of masking them")
-    common.add_argument("--project-dir", type=Path, default=PROJECT_DIR, help=argparse.SUPPRESS)
+    common.add_argument("--project-dir", type=Path, default=project_dir_of(Path.cwd()), help=argparse.SUPPRESS)
 
     top = argparse.ArgumentParser(prog="callmask", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True)
