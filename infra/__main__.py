@@ -1,7 +1,6 @@
 """The callmask Pulumi program: stack config -> typed settings -> the dial-out line -> stack outputs."""
 
 import pulumi
-
 from callmask.flow_template import TemplateError, load_template
 from callmask.line import DialOutLine
 from callmask.settings import SettingsError, parse_settings

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pulumi.dynamic import Config, ConfigureRequest
-
 from callmask.twilio_api import BASE_URL_VARIABLE
+from pulumi.dynamic import Config, ConfigureRequest
 from twilio_fake import ACCOUNT_SID, AUTH_TOKEN, TwilioFake
 
 TEST_PINS = ["24681357", "86420135"]

@@ -8,7 +8,6 @@ from functools import lru_cache
 from callmask.flow_template import load_template, render_flow
 from callmask.settings import LineSettings, parse_settings
 from callmask.stack_config import from_files
-
 from conftest import TEST_PINS
 
 

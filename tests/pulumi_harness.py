@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
-from pulumi.runtime import settings
-from pulumi.runtime.settings import get_root_resource
-
 from callmask.stack_config import from_files, is_encrypted
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.settings import get_root_resource
 from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
 
 PROGRAM = Path(__file__).resolve().parents[1] / "infra" / "__main__.py"

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from callmask.call_simulation import MAX_STEPS, CallSimulator, gather
 from callmask.flow_template import load_template, render_flow
-from callmask.settings import parse_settings, number_pattern
+from callmask.settings import number_pattern, parse_settings
 from callmask.stack_config import from_files, stack_names
 from conftest import TEST_PINS
 from flow_fixtures import rendered
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 PIN = TEST_PINS[0]
 

@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-
 from callmask.cli import PINS_VARIABLE, main, placeholder_pins
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.stack_config import PROJECT_DIR, stack_names

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from callmask.flow_validation import validate
 from callmask.stack_config import stack_names
 from flow_fixtures import rendered, stack_settings, transition, widget

@@ -6,10 +6,9 @@ import base64
 import json
 
 import pytest
-from pulumi.runtime.rpc import is_rpc_secret
-
 from callmask.stack_config import stack_names
 from conftest import TEST_PINS
+from pulumi.runtime.rpc import is_rpc_secret
 from pulumi_harness import WEBHOOK, engine_config, run_program
 from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
 

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import grpc
 import pytest
-from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime import proto, rpc
-from pulumi.runtime.proto import provider_pb2_grpc
-
 from callmask.providers.phone_number import PhoneNumberProvider
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
 from callmask.twilio_api import BASE_URL_VARIABLE
 from conftest import TEST_PINS
+from pulumi.dynamic.dynamic import serialize_provider
+from pulumi.runtime import proto, rpc
+from pulumi.runtime.proto import provider_pb2_grpc
 from test_providers import flow_props
 from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from pulumi.runtime.rpc import UNKNOWN
-
 from callmask.flow_template import canonical_json, load_template
 from callmask.providers.phone_number import NumberError, PhoneNumberProvider
 from callmask.providers.studio_flow import FlowRejected, StudioFlowProvider
@@ -15,6 +13,7 @@ from callmask.settings import parse_settings
 from callmask.stack_config import from_files
 from callmask.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
 from conftest import TEST_PINS, configured
+from pulumi.runtime.rpc import UNKNOWN
 from twilio_fake import ACCOUNT_SID
 
 

@@ -8,12 +8,11 @@ import logging
 
 import dill
 import pytest
-from pulumi.dynamic.dynamic import serialize_provider
-
 from callmask.providers.phone_number import PhoneNumberProvider
 from callmask.providers.studio_flow import FlowRejected, StudioFlowProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
 from conftest import TEST_PINS, configured
+from pulumi.dynamic.dynamic import serialize_provider
 from test_providers import flow_props
 from twilio_fake import AUTH_TOKEN
 

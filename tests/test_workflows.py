@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from callmask.stack_config import PROJECT_DIR, stack_names
 from conftest import TEST_PINS
 

@@ -6,13 +6,13 @@ PIN values are never printed unless --reveal is given.
 from __future__ import annotations
 
 import argparse
-from fnmatch import fnmatch
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from callmask.flow_graph import PIN_CONDITION_TYPES, WIDGET_REFERENCE, DIGITS_REFERENCE, FlowGraph, conditions
+from callmask.flow_graph import DIGITS_REFERENCE, PIN_CONDITION_TYPES, WIDGET_REFERENCE, FlowGraph, conditions
 
 WIDGET_TYPES = {
     "connect-call-to", "enqueue-call", "fork-stream", "gather-input-on-call", "record-call", "record-voicemail",

@@ -15,7 +15,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from pulumi.runtime.rpc import UNKNOWN
 from twilio.base.exceptions import TwilioException
 
-from callmask.flow_template import TemplateError, canonical_json, check_values, content_hash, render_flow, PINS
+from callmask.flow_template import PINS, TemplateError, canonical_json, check_values, content_hash, render_flow
 from callmask.providers.twilio_provider import TwilioProvider, describe, is_not_found
 
 PUBLISHED = "published"
