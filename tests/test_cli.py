@@ -171,3 +171,13 @@ def test_invalid_json_file_is_named(capsys, tmp_path):
     bad.write_text("{not json")
     code, _, err = run(capsys, "validate", str(bad))
     assert code == 1 and f"{bad}: not valid JSON at line 1" in err
+
+
+def test_malformed_file_is_a_clear_error_for_every_subcommand(capsys, tmp_path):
+    definition = rendered()
+    widget(definition, "say_goodbye")["transitions"] = "audioComplete"
+    bad = tmp_path / "malformed.json"
+    bad.write_text(json.dumps(definition))
+    for command in (["validate"], ["simulate"], ["diagram"], ["render"], ["diff", str(bad)]):
+        code, _, err = run(capsys, *command, str(bad))
+        assert code == 1 and "say_goodbye: `transitions` is missing or not a list" in err and "Traceback" not in err

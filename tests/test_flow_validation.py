@@ -112,3 +112,14 @@ def test_no_pin_outside_the_pin_condition():
 
 def test_not_a_definition():
     assert [p.what for p in validate([])] == ["not a Studio definition (no `states` list)"]
+
+
+def test_malformed_widgets_are_reported_not_crashed_on():
+    definition = rendered()
+    widget(definition, "say_goodbye")["properties"] = "say goodbye"
+    widget(definition, "check_pin")["transitions"].append("noMatch")
+    definition["states"].append(["not", "a", "widget"])
+    found = [f"{p.widget}: {p.what}" for p in validate(definition, 8)]
+    assert found == ["check_pin: a transition is not an object with an `event`",
+                     "say_goodbye: `properties` is missing or not a dict",
+                     "states[10]: is not an object"]

@@ -47,8 +47,10 @@ def chosen_pins(args: argparse.Namespace, pin_length: int) -> list[str]:
     given = args.pins if args.pins is not None else os.environ.get(PINS_VARIABLE)
     if given:
         return [pin.strip() for pin in given.split(",") if pin.strip()]
-    print(f"callmask: no PINs given (--pins or {PINS_VARIABLE}); using placeholder PINs, not the stack's.",
-          file=sys.stderr)
+    if not getattr(args, "placeholders_announced", False):
+        print(f"callmask: no PINs given (--pins or {PINS_VARIABLE}); using placeholder PINs, not the stack's.",
+              file=sys.stderr)
+        args.placeholders_announced = True
     return placeholder_pins(pin_length)
 
 
@@ -66,11 +68,13 @@ def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PR
                       list(settings.pins))
 
 
-def load_file_flow(path: Path) -> LoadedFlow:
+def load_file_flow(path: Path, allow_template: bool = False) -> LoadedFlow:
     definition = load_template(path)
-    if placeholders(definition):
+    if placeholders(definition) and not allow_template:
         raise CommandError(f"{path} is a flow template (it has ${{...}} placeholders); "
                            f"render it for a stack with --stack NAME")
+    if problems := flow_validation.shape_problems(definition):
+        raise CommandError("; ".join(problem.line(str(path)) for problem in problems))
     return LoadedFlow(definition, str(path), pins=FlowGraph(definition).pins())
 
 
@@ -151,7 +155,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         if len(args.files) != 2:
             raise CommandError("give two flow files (OLD NEW), or --base GIT_REF")
-        old, new = (load_template(Path(f)) for f in args.files)
+        old, new = (load_file_flow(Path(f), allow_template=True).definition for f in args.files)
         changes = flow_diff.compare(old, new)
         sections = [flow_diff.markdown(changes, f"Call flow: {args.files[0]} → {args.files[1]}")]
     print("\n".join(sections))

@@ -49,11 +49,33 @@ class Problem:
 
 def validate(definition: Any, pin_length: int | None = None) -> list[Problem]:
     """Every problem found, in a stable order. `pin_length` comes from the stack when known."""
-    if not isinstance(definition, dict) or not isinstance(definition.get("states"), list):
-        return [Problem("(flow)", "not a Studio definition (no `states` list)", "give a flow definition JSON object")]
+    if shape := shape_problems(definition):
+        return shape
     graph = FlowGraph(definition)
     checks = (_structure, _vocabulary, _liquid_references, _pin_gather, _call_path_security, _pin_literals)
     problems = [problem for check in checks for problem in check(graph, pin_length)]
+    return problems
+
+
+def shape_problems(definition: Any) -> list[Problem]:
+    """Problems that make a document unreadable as a flow; the other checks need none of these."""
+    if not isinstance(definition, dict) or not isinstance(definition.get("states"), list):
+        return [Problem("(flow)", "not a Studio definition (no `states` list)", "give a flow definition JSON object")]
+    problems = []
+    for index, state in enumerate(definition["states"]):
+        if not isinstance(state, dict):
+            problems.append(Problem(f"states[{index}]", "is not an object", "make every state a widget object"))
+            continue
+        name = state.get("name") if isinstance(state.get("name"), str) else f"states[{index}]"
+        expected = {"name": str, "type": str, "transitions": list, "properties": dict}
+        for key, kind in expected.items():
+            if not isinstance(state.get(key), kind):
+                problems.append(Problem(name, f"`{key}` is missing or not a {kind.__name__}",
+                                        f"give the widget a `{key}` ({kind.__name__})"))
+        if isinstance(state.get("transitions"), list) and not all(
+                isinstance(t, dict) and isinstance(t.get("event"), str) for t in state["transitions"]):
+            problems.append(Problem(name, "a transition is not an object with an `event`",
+                                    "write transitions as {\"event\": ..., \"next\": ...}"))
     return problems
 
 
