@@ -68,16 +68,18 @@ def svg(definition: dict[str, Any]) -> str:
              f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
              'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#555"/></marker></defs>']
+    labels: dict[tuple[str, str], list[str]] = {}
     for edge in graph.edges:
-        if edge.target not in placed:
-            continue
-        (x1, y1), (x2, y2) = placed[edge.source], placed[edge.target]
+        if edge.target in placed:
+            labels.setdefault((edge.source, edge.target), []).append(edge_label(graph, edge.source, edge.event, edge.index))
+    for (source, target), texts in labels.items():
+        (x1, y1), (x2, y2) = placed[source], placed[target]
         start, end = (x1 + BOX_WIDTH / 2, y1 + BOX_HEIGHT), (x2 + BOX_WIDTH / 2, y2)
-        label = escape(edge_label(graph, edge.source, edge.event, edge.index))
+        along = 0.4 if start[0] == end[0] else 0.65  # keeps labels of edges leaving one widget apart
+        label_x, label_y = start[0] + (end[0] - start[0]) * along + 4, start[1] + (end[1] - start[1]) * along
         parts.append(f'<line x1="{start[0]:.0f}" y1="{start[1]:.0f}" x2="{end[0]:.0f}" y2="{end[1]:.0f}" '
                      'stroke="#555" marker-end="url(#arrow)"/>')
-        parts.append(f'<text x="{(start[0] + end[0]) / 2 + 4:.0f}" y="{(start[1] + end[1]) / 2:.0f}" '
-                     f'fill="#333">{label}</text>')
+        parts.append(f'<text x="{label_x:.0f}" y="{label_y:.0f}" fill="#333">{escape(", ".join(texts))}</text>')
     for state in graph.states:
         x, y = placed[state.get("name")]
         fill = "#fde2e2" if state in graph.pin_checks or state in graph.number_checks else "#e8f0fe"
