@@ -18,7 +18,13 @@ from typing import Any
 
 from callmask import call_simulation, flow_diagram, flow_diff, flow_validation
 from callmask.flow_graph import FlowGraph
-from callmask.flow_template import DEFAULT_FLOW_FILE, TemplateError, load_template, placeholders, render_flow
+from callmask.flow_template import (
+    DEFAULT_FLOW_FILE,
+    TemplateError,
+    load_template,
+    placeholders,
+    render_flow,
+)
 from callmask.settings import SettingsError, parse_settings
 from callmask.stack_config import PROJECT_DIR, StackFileError, from_files, is_encrypted
 

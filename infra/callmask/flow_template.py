@@ -49,7 +49,7 @@ def content_hash(*parts: str) -> str:
 
 def placeholders(template: Any) -> set[str]:
     """Every placeholder name the template uses."""
-    return {name for text in _strings(template) for name in PLACEHOLDER.findall(text)}
+    return {name for text in strings_in(template) for name in PLACEHOLDER.findall(text)}
 
 
 def check_values(template: Any, names: set[str], source: str = "flow template") -> None:
@@ -84,12 +84,13 @@ def _fill(node: Any, values: Mapping[str, Any]) -> Any:
     return node
 
 
-def _strings(node: Any) -> Iterator[str]:
+def strings_in(node: Any) -> Iterator[str]:
+    """Every string value anywhere in a JSON document."""
     if isinstance(node, dict):
         for value in node.values():
-            yield from _strings(value)
+            yield from strings_in(value)
     elif isinstance(node, list):
         for item in node:
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(node, str):
         yield node

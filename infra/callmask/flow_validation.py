@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from callmask.flow_graph import DIGITS_REFERENCE, PIN_CONDITION_TYPES, WIDGET_REFERENCE, FlowGraph, conditions
+from callmask.flow_graph import (
+    DIGITS_REFERENCE,
+    PIN_CONDITION_TYPES,
+    WIDGET_REFERENCE,
+    FlowGraph,
+    conditions,
+)
+from callmask.flow_template import strings_in
 
 WIDGET_TYPES = {
     "connect-call-to", "enqueue-call", "fork-stream", "gather-input-on-call", "record-call", "record-voicemail",
@@ -122,7 +129,7 @@ def _liquid_references(graph: FlowGraph, _pin_length: int | None) -> Iterator[Pr
     dominators = graph.dominators
     for state in graph.states:
         name = str(state.get("name"))
-        referenced = sorted({m for text in _strings(state) for m in WIDGET_REFERENCE.findall(text)})
+        referenced = sorted({m for text in strings_in(state) for m in WIDGET_REFERENCE.findall(text)})
         for target in referenced:
             if target not in graph.by_name:
                 yield Problem(name, f"Liquid refers to widgets.{target}, which does not exist",
@@ -171,23 +178,10 @@ def _pin_literals(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
     if not pins:
         return
     for state in graph.states:
-        pin_values = {id(c) for c in conditions(state) if state in graph.pin_checks}
-        for text in _strings(state, skip=pin_values):
-            if any(pin in text for pin in pins):
-                yield Problem(str(state.get("name")), "a PIN appears outside the PIN condition",
-                              "keep PINs only in the PIN check's condition value")
-                break
-
-
-def _strings(node: Any, skip: set[int] = frozenset()) -> Iterator[str]:
-    if isinstance(node, dict):
-        if id(node) in skip:
-            yield from (v for k, v in node.items() if k != "value" and isinstance(v, str))
-            return
-        for value in node.values():
-            yield from _strings(value, skip)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _strings(item, skip)
-    elif isinstance(node, str):
-        yield node
+        if state in graph.pin_checks:  # its condition values are where the PINs belong
+            state = {**state, "transitions": [
+                {**t, "conditions": [{k: v for k, v in c.items() if k != "value"} for c in t.get("conditions") or []]}
+                for t in state["transitions"]]}
+        if any(pin in text for text in strings_in(state) for pin in pins):
+            yield Problem(str(state.get("name")), "a PIN appears outside the PIN condition",
+                          "keep PINs only in the PIN check's condition value")

@@ -10,10 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
-from twilio.base.exceptions import TwilioException, TwilioRestException
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    UpdateResult,
+)
+from twilio.base.exceptions import TwilioRestException
 
-from callmask.providers.twilio_provider import TwilioProvider, describe, is_not_found
+from callmask.providers.twilio_provider import TwilioProvider, describe, unless_gone
 from callmask.twilio_api import TwilioRequestFailed
 
 NOT_AVAILABLE = 21422
@@ -54,7 +62,7 @@ class PhoneNumberProvider(TwilioProvider):
         client = self.client()
         selection = props["selection"]
         if selection["mode"] == "sid":
-            number, purchased = self.adopt_by_sid(client, selection["sid"]), False
+            number, purchased = adopt_by_sid(client, selection["sid"]), False
         elif selection["mode"] == "number":
             owned = find_owned(client, selection["number"])
             number, purchased = (owned, False) if owned else (purchase(client, selection["number"], props), True)
@@ -71,33 +79,23 @@ class PhoneNumberProvider(TwilioProvider):
         return UpdateResult({**news, "sid": id_, "phone_number": olds["phone_number"], "purchased": olds["purchased"]})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        try:
-            number = self.client().incoming_phone_numbers(id_).fetch()
-        except TwilioException as error:
-            if is_not_found(error):
-                return ReadResult("", {})
-            raise
+        number = unless_gone(self.client().incoming_phone_numbers(id_).fetch)
+        if number is None:
+            return ReadResult("", {})
         return ReadResult(id_, outputs(props, number, bool(props.get("purchased"))))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Releases only a number this stack bought, and only with releaseNumberOnDestroy: true."""
-        if not (props.get("release_on_destroy") and props.get("purchased")):
-            return
-        try:
-            self.client().incoming_phone_numbers(id_).delete()
-        except TwilioException as error:
-            if not is_not_found(error):
-                raise
+        if props.get("release_on_destroy") and props.get("purchased"):
+            unless_gone(self.client().incoming_phone_numbers(id_).delete)
 
-    @staticmethod
-    def adopt_by_sid(client, sid: str):
-        try:
-            return client.incoming_phone_numbers(sid).fetch()
-        except TwilioException as error:
-            if is_not_found(error):
-                raise NumberError(f"callmask:phoneNumber.sid {sid} is not a phone number on this Twilio account; "
-                                  "check the SID in the Console (Phone Numbers > Manage > Active numbers).") from None
-            raise
+
+def adopt_by_sid(client, sid: str):
+    number = unless_gone(client.incoming_phone_numbers(sid).fetch)
+    if number is None:
+        raise NumberError(f"callmask:phoneNumber.sid {sid} is not a phone number on this Twilio account; "
+                          "check the SID in the Console (Phone Numbers > Manage > Active numbers).")
+    return number
 
 
 def same_number(olds: dict[str, Any], selection: dict[str, Any]) -> bool:

@@ -11,12 +11,27 @@ import json
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    UpdateResult,
+)
 from pulumi.runtime.rpc import UNKNOWN
 from twilio.base.exceptions import TwilioException
 
-from callmask.flow_template import PINS, TemplateError, canonical_json, check_values, content_hash, render_flow
-from callmask.providers.twilio_provider import TwilioProvider, describe, is_not_found
+from callmask.flow_template import (
+    PINS,
+    TemplateError,
+    canonical_json,
+    check_values,
+    content_hash,
+    render_flow,
+)
+from callmask.providers.twilio_provider import TwilioProvider, describe, unless_gone
 
 PUBLISHED = "published"
 COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack")
@@ -65,12 +80,9 @@ class StudioFlowProvider(TwilioProvider):
         return UpdateResult(self.outputs(news, flow))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        try:
-            flow = self.client().studio.v2.flows(id_).fetch()
-        except TwilioException as error:
-            if is_not_found(error):
-                return ReadResult("", {})
-            raise
+        flow = unless_gone(self.client().studio.v2.flows(id_).fetch)
+        if flow is None:
+            return ReadResult("", {})
         expected = render(props)
         differences = [name for name, live in (("friendly_name", flow.friendly_name), ("status", flow.status))
                        if live != (props["friendly_name"] if name == "friendly_name" else PUBLISHED)]
@@ -80,11 +92,7 @@ class StudioFlowProvider(TwilioProvider):
         return ReadResult(id_, outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        try:
-            self.client().studio.v2.flows(id_).delete()
-        except TwilioException as error:
-            if not is_not_found(error):
-                raise
+        unless_gone(self.client().studio.v2.flows(id_).delete)
 
     def validated_definition(self, client, props: dict[str, Any]) -> str:
         definition = canonical_json(render(props))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -11,6 +11,7 @@ from twilio.rest import Client
 from callmask import twilio_api
 
 NOT_FOUND = 404
+T = TypeVar("T")
 
 
 class TwilioProvider(ResourceProvider):
@@ -29,6 +30,16 @@ class TwilioProvider(ResourceProvider):
 
 def is_not_found(error: TwilioException) -> bool:
     return isinstance(error, TwilioRestException) and error.status == NOT_FOUND
+
+
+def unless_gone(operation: Callable[[], T]) -> T | None:
+    """Run a Twilio call on one resource; None when Twilio says the resource no longer exists (404)."""
+    try:
+        return operation()
+    except TwilioException as error:
+        if is_not_found(error):
+            return None
+        raise
 
 
 def describe(error: TwilioException) -> str:

@@ -9,9 +9,8 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
-from twilio.base.exceptions import TwilioException
 
-from callmask.providers.twilio_provider import TwilioProvider, is_not_found
+from callmask.providers.twilio_provider import TwilioProvider, unless_gone
 
 BOUND_FIELDS = ("voice_url", "voice_method")
 
@@ -44,12 +43,9 @@ class VoiceBindingProvider(TwilioProvider):
         return UpdateResult({**news, **{key: olds[key] for key in olds if key.startswith("previous_")}})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        try:
-            number = self.client().incoming_phone_numbers(id_).fetch()
-        except TwilioException as error:
-            if is_not_found(error):
-                return ReadResult("", {})
-            raise
+        number = unless_gone(self.client().incoming_phone_numbers(id_).fetch)
+        if number is None:
+            return ReadResult("", {})
         return ReadResult(id_, {**props, "voice_url": number.voice_url or "", "voice_method": number.voice_method or ""})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -57,11 +53,7 @@ class VoiceBindingProvider(TwilioProvider):
                    "voice_method": props.get("previous_voice_method") or "POST"}
         if props.get("previous_voice_application_sid"):
             restore["voice_application_sid"] = props["previous_voice_application_sid"]
-        try:
-            self.client().incoming_phone_numbers(id_).update(**restore)
-        except TwilioException as error:
-            if not is_not_found(error):
-                raise
+        unless_gone(lambda: self.client().incoming_phone_numbers(id_).update(**restore))
 
 
 class VoiceBinding(Resource, module="twilio", name="VoiceBinding"):
