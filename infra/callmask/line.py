@@ -16,6 +16,7 @@ class DialOutLine(pulumi.ComponentResource):
     webhook_url: pulumi.Output[str]
     phone_number: pulumi.Output[str]
     phone_number_sid: pulumi.Output[str]
+    voice_url: pulumi.Output[str]
 
     def __init__(self, name: str, *, stack: str, settings: LineSettings, template: dict,
                  opts: pulumi.ResourceOptions | None = None):

@@ -84,8 +84,8 @@ class StudioFlowProvider(TwilioProvider):
         if flow is None:
             return ReadResult("", {})
         expected = render(props)
-        differences = [name for name, live in (("friendly_name", flow.friendly_name), ("status", flow.status))
-                       if live != (props["friendly_name"] if name == "friendly_name" else PUBLISHED)]
+        wanted = (("friendly_name", flow.friendly_name, props["friendly_name"]), ("status", flow.status, PUBLISHED))
+        differences = [key for key, live, expected_value in wanted if live != expected_value]
         differences += changed_widgets(expected, flow.definition or {})
         outs = {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision}
         outs["drift"] = f"revision {flow.revision} differs from the template in: {', '.join(differences)}" if differences else ""
