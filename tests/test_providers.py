@@ -14,6 +14,7 @@ from callmask.stack_config import from_files
 from callmask.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
 from conftest import TEST_PINS, configured
 from pulumi.runtime.rpc import UNKNOWN
+from twilio.base.exceptions import TwilioException
 from twilio_fake import ACCOUNT_SID
 
 
@@ -311,3 +312,11 @@ def test_credentials_from_environment_and_api_keys(twilio, monkeypatch):
     monkeypatch.setenv("TWILIO_API_SECRET", "api-secret-value")
     created = PhoneNumberProvider().create(number_props(mode="number", number="+14155550100"))
     assert created.outs["purchased"]
+
+
+@pytest.mark.parametrize("value", ["soon", "0"])
+def test_a_bad_timeout_setting_is_named(twilio, monkeypatch, value):
+    monkeypatch.setenv(TIMEOUT_VARIABLE, value)
+    with pytest.raises(TwilioException, match=f"{TIMEOUT_VARIABLE} must be"):
+        configured(StudioFlowProvider).create(flow_props())
+    assert twilio.calls == []

@@ -120,7 +120,12 @@ def connect(config: Mapping[str, object], environ: Mapping[str, str] | None = No
     """A Twilio client for one provider operation."""
     environ = os.environ if environ is None else environ
     credentials = resolve_credentials(config, environ)
-    timeout = float(environ.get(TIMEOUT_VARIABLE) or DEFAULT_TIMEOUT_SECONDS)
+    try:
+        timeout = float(environ.get(TIMEOUT_VARIABLE) or DEFAULT_TIMEOUT_SECONDS)
+    except ValueError:
+        raise TwilioException(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {environ[TIMEOUT_VARIABLE]!r}") from None
+    if timeout <= 0:
+        raise TwilioException(f"{TIMEOUT_VARIABLE} must be more than 0 seconds, got {timeout:g}")
     http_client = CallmaskHttpClient(environ.get(BASE_URL_VARIABLE), timeout)
     # A non-empty environment keeps TWILIO_REGION/TWILIO_EDGE from rewriting hosts behind our back
     # when a base URL override is in use.
