@@ -181,3 +181,12 @@ def test_malformed_file_is_a_clear_error_for_every_subcommand(capsys, tmp_path):
     for command in (["validate"], ["simulate"], ["diagram"], ["render"], ["diff", str(bad)]):
         code, _, err = run(capsys, *command, str(bad))
         assert code == 1 and "say_goodbye: `transitions` is missing or not a list" in err and "Traceback" not in err
+
+
+def test_diff_of_two_templates_rendered_for_a_stack(capsys, tmp_path):
+    template = json.loads((PROJECT_DIR / "flow" / "conference.json").read_text())
+    widget(template, "gather_pin")["properties"]["timeout"] = 10
+    changed = tmp_path / "conference.json"
+    changed.write_text(json.dumps(template))
+    code, out, _ = run(capsys, "diff", "--stack", "prod", str(PROJECT_DIR / "flow" / "conference.json"), str(changed))
+    assert code == 0 and "`gather_pin` timeout: 20 → 10" in out

@@ -6,8 +6,10 @@ import base64
 import json
 
 import pytest
+from callmask.cli import main
+from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.stack_config import stack_names
-from conftest import TEST_PINS
+from conftest import TEST_PINS, configured
 from pulumi.runtime.rpc import is_rpc_secret
 from pulumi_harness import WEBHOOK, engine_config, run_program
 from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
@@ -72,6 +74,14 @@ def test_pins_appear_only_inside_secret_inputs(stack):
         for text in plaintext_strings(registration.inputs):
             for secret in (*TEST_PINS, AUTH_TOKEN):
                 assert secret not in text, f"{registration.name} carries a secret outside a secret input"
+
+
+def test_the_programs_flow_inputs_deploy_what_callmask_render_prints(stack, twilio, capsys):
+    inputs = deploy(stack).resource("StudioFlow").inputs
+    props = {key: value["value"] if is_rpc_secret(value) else value for key, value in inputs.items()}
+    created = configured(StudioFlowProvider).create(props)
+    assert main(["render", "--stack", stack, "--pins", ",".join(TEST_PINS), "--reveal"]) == 0
+    assert json.loads(capsys.readouterr().out) == twilio.flows[created.id]["definition"]
 
 
 def test_pickled_providers_hold_no_credentials_or_pins(stack):

@@ -20,7 +20,10 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 from openapi_core import Config, OpenAPI
-from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from openapi_core.contrib.werkzeug import (
+    WerkzeugOpenAPIRequest,
+    WerkzeugOpenAPIResponse,
+)
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.serving import WSGIRequestHandler, make_server

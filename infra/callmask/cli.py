@@ -161,7 +161,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         if len(args.files) != 2:
             raise CommandError("give two flow files (OLD NEW), or --base GIT_REF")
-        old, new = (load_file_flow(Path(f), allow_template=True).definition for f in args.files)
+        if args.stack:  # two templates, each rendered with the stack's values
+            old, new = (load_stack_flow(args.stack, args, args.project_dir, Path(f)).definition for f in args.files)
+        else:
+            old, new = (load_file_flow(Path(f), allow_template=True).definition for f in args.files)
         changes = flow_diff.compare(old, new)
         sections = [flow_diff.markdown(changes, f"Call flow: {args.files[0]} → {args.files[1]}")]
     print("\n".join(sections))
