@@ -320,3 +320,19 @@ def test_a_bad_timeout_setting_is_named(twilio, monkeypatch, value):
     with pytest.raises(TwilioException, match=f"{TIMEOUT_VARIABLE} must be"):
         configured(StudioFlowProvider).create(flow_props())
     assert twilio.calls == []
+
+
+def test_number_update_renames_only_a_number_the_stack_bought(twilio):
+    provider = configured(PhoneNumberProvider)
+    bought = provider.create(number_props(mode="search", country="US", area_code="415"))
+    renamed = {**bought.outs, "friendly_name": "callmask-dev-renamed"}
+    assert provider.diff(bought.id, bought.outs, renamed).changes
+    provider.update(bought.id, bought.outs, renamed)
+    assert twilio.numbers[bought.id]["friendly_name"] == "callmask-dev-renamed"
+
+    adopted = twilio.own_number("+14155550193", friendly_name="front desk")
+    state = provider.create(number_props(mode="number", number="+14155550193")).outs
+    twilio.calls.clear()
+    updated = provider.update(adopted["sid"], state, {**state, "friendly_name": "callmask-prod", "release_on_destroy": True})
+    assert twilio.writes() == [] and adopted["friendly_name"] == "front desk"
+    assert updated.outs["release_on_destroy"] is True and updated.outs["purchased"] is False
