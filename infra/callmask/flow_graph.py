@@ -88,8 +88,12 @@ class FlowGraph:
         return [s for s in self.of_type("split-based-on") if any(c.get("type") == "regex" for c in conditions(s))]
 
     def pins(self) -> list[str]:
-        return [pin for check in self.pin_checks for c in conditions(check)
-                if c.get("type") in PIN_CONDITION_TYPES and _is_digit_list(c.get("value"))
+        return [pin for check in self.pin_checks for pin in self.pins_of(check)]
+
+    @staticmethod
+    def pins_of(check: dict[str, Any]) -> list[str]:
+        """The PINs one PIN check compares with."""
+        return [pin for c in conditions(check) if c.get("type") in PIN_CONDITION_TYPES and _is_digit_list(c.get("value"))
                 for pin in split_list(c["value"])]
 
     def digits_source(self, widget: dict[str, Any]) -> str | None:

@@ -10,7 +10,6 @@ from typing import Any
 
 from callmask.flow_graph import (
     DIGITS_REFERENCE,
-    PIN_CONDITION_TYPES,
     WIDGET_REFERENCE,
     FlowGraph,
     conditions,
@@ -146,13 +145,13 @@ def _pin_gather(graph: FlowGraph, pin_length: int | None) -> Iterator[Problem]:
             yield Problem(str(check.get("name")), "the PIN check does not examine a gather widget's Digits",
                           "set its input to {{widgets.<pin gather>.Digits}}")
             continue
-        pins = [p for c in conditions(check) if c.get("type") in PIN_CONDITION_TYPES for p in c["value"].split(",")]
-        expected = pin_length if pin_length is not None else len(pins[0].strip())
+        pins = graph.pins_of(check)
+        expected = pin_length if pin_length is not None else len(pins[0])
         digits = gather.get("properties", {}).get("number_of_digits")
         if digits != expected:
             yield Problem(str(gather.get("name")), f"number_of_digits is {digits!r} but PINs have {expected} digits",
                           "set number_of_digits to pinLength")
-        if any(len(pin.strip()) != expected for pin in pins):
+        if any(len(pin) != expected for pin in pins):
             yield Problem(str(check.get("name")), f"not every PIN has {expected} digits", "make every PIN pinLength long")
 
 

@@ -16,7 +16,6 @@ class DialOutLine(pulumi.ComponentResource):
     webhook_url: pulumi.Output[str]
     phone_number: pulumi.Output[str]
     phone_number_sid: pulumi.Output[str]
-    voice_url: pulumi.Output[str]
 
     def __init__(self, name: str, *, stack: str, settings: LineSettings, template: dict,
                  opts: pulumi.ResourceOptions | None = None):
@@ -33,12 +32,11 @@ class DialOutLine(pulumi.ComponentResource):
         number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
                              friendly_name=friendly_name, release_on_destroy=release,
                              opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not release))
-        binding = VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, voice_url=flow.webhook_url, opts=child)
+        VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, voice_url=flow.webhook_url, opts=child)
 
         self.flow_sid = flow.sid
         self.webhook_url = flow.webhook_url
         self.phone_number = number.phone_number
         self.phone_number_sid = number.sid
-        self.voice_url = binding.voice_url
         self.register_outputs({"flow_sid": flow.sid, "webhook_url": flow.webhook_url,
                                "phone_number": number.phone_number, "phone_number_sid": number.sid})
