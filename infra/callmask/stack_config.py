@@ -23,9 +23,8 @@ class StackFileError(ValueError):
 
 def from_engine() -> dict[str, Any]:
     """The `callmask:*` config of the running program, keys without the prefix (secrets in plaintext)."""
-    from pulumi.runtime import (
-        config as runtime_config,  # here, so the `callmask` command starts without it
-    )
+    # Imported here, so the `callmask` command starts without loading the Pulumi runtime.
+    from pulumi.runtime import config as runtime_config
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     return {key[len(PREFIX):]: value for key, value in merged.items() if key.startswith(PREFIX)}
