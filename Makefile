@@ -7,8 +7,10 @@ SPEC_SHA256 := 7ff791d1023cad6372496d8aba1c49bc3ffbcf0989b9f96b3a83d2df9d6af755
 SPEC_DIR := .twilio-oai
 SPECS := $(SPEC_DIR)/twilio_studio_v2.json $(SPEC_DIR)/twilio_api_v2010.json
 
-.PHONY: setup specs
-setup: $(VENV)/.installed specs
+TOOLS := .tools/bin
+
+.PHONY: setup specs tools
+setup: $(VENV)/.installed specs tools
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,3 +30,11 @@ $(SPECS):
 		package/twilio-oai/spec/json/twilio_studio_v2.json package/twilio-oai/spec/json/twilio_api_v2010.json
 	rm $(SPEC_DIR)/$(SPEC_TARBALL)
 	touch $(SPECS)
+
+# The Pulumi CLI (built from Pulumi's Go modules, pinned by tools/pulumi/go.sum to the SDK's version),
+# its Python language host and the dynamic-provider plugin; rebuilt only when the pin changes.
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi-language-python tools/install-pulumi requirements.txt
+	tools/install-pulumi
+	mkdir -p $(TOOLS) && touch $@

@@ -13,7 +13,7 @@ from callmask.settings import parse_settings
 from callmask.stack_config import from_files
 from callmask.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
 from conftest import TEST_PINS, configured
-from pulumi.runtime.rpc import UNKNOWN
+from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException
 from twilio_fake import ACCOUNT_SID
 
@@ -97,7 +97,7 @@ def test_flow_diff_ignores_key_order_and_sees_unknowns(twilio):
     reordered = {**flow_props(), "values": json.dumps(json.loads(olds["values"]), sort_keys=False, indent=2)}
     assert not provider.diff("FW1", olds, reordered).changes
     assert provider.diff("FW1", olds, {**flow_props(), "pins": ["13572468"]}).changes
-    assert provider.diff("FW1", olds, {**flow_props(), "values": UNKNOWN}).changes
+    assert provider.diff("FW1", olds, {**flow_props(), "values": Unknown()}).changes
     assert provider.diff("FW1", olds, flow_props()).replaces == []
     assert twilio.calls == [], "diff never calls Twilio"
 

@@ -32,7 +32,8 @@ class DialOutLine(pulumi.ComponentResource):
         number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
                              friendly_name=friendly_name, release_on_destroy=release,
                              opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not release))
-        VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, voice_url=flow.webhook_url, opts=child)
+        VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, flow_sid=flow.id, voice_url=flow.webhook_url,
+                     opts=child)
 
         self.flow_sid = flow.sid
         self.webhook_url = flow.webhook_url

@@ -20,7 +20,6 @@ from pulumi.dynamic import (
     Resource,
     UpdateResult,
 )
-from pulumi.runtime.rpc import UNKNOWN
 from twilio.base.exceptions import TwilioException
 
 from callmask.flow_template import (
@@ -31,7 +30,7 @@ from callmask.flow_template import (
     content_hash,
     render_flow,
 )
-from callmask.providers.twilio_provider import TwilioProvider, describe, unless_gone
+from callmask.providers.twilio_provider import TwilioProvider, describe, is_unknown, unless_gone
 
 PUBLISHED = "published"
 COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack")
@@ -52,7 +51,7 @@ class StudioFlowProvider(TwilioProvider):
         except TemplateError as error:
             failures.append(CheckFailure("template", str(error)))
         pins = news.get("pins")
-        if pins is not UNKNOWN and (not isinstance(pins, list) or not pins or not all(isinstance(p, str) for p in pins)):
+        if not is_unknown(pins) and (not isinstance(pins, list) or not pins or not all(isinstance(p, str) for p in pins)):
             failures.append(CheckFailure("pins", "pins must be a non-empty list of strings"))
         return CheckResult(news, failures)
 
@@ -144,7 +143,7 @@ def redact(text: str, pins: list[str]) -> str:
 
 
 def _differs(old: Any, new: Any, key: str) -> bool:
-    if new is UNKNOWN:
+    if is_unknown(new):
         return True
     if key in ("template", "values") and isinstance(old, str) and isinstance(new, str):
         try:

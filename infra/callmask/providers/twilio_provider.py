@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar
 
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
+from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
@@ -26,6 +27,11 @@ class TwilioProvider(ResourceProvider):
 
     def client(self) -> Client:
         return twilio_api.connect(getattr(self, "_credentials", {}) or {})
+
+
+def is_unknown(value: Any) -> bool:
+    """A value the engine does not know yet (during a preview); the provider host passes it as `Unknown`."""
+    return isinstance(value, Unknown)
 
 
 def is_not_found(error: TwilioException) -> bool:

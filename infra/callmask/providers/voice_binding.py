@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
-from callmask.providers.twilio_provider import TwilioProvider, unless_gone
+from callmask.providers.twilio_provider import TwilioProvider, is_unknown, unless_gone
 
 BOUND_FIELDS = ("voice_url", "voice_method")
 
@@ -21,7 +21,11 @@ class BindingError(Exception):
 
 class VoiceBindingProvider(TwilioProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in ("phone_number_sid", *BOUND_FIELDS) if olds.get(key) != news.get(key)]
+        changed = [key for key in ("phone_number_sid", "flow_sid", *BOUND_FIELDS) if olds.get(key) != news.get(key)]
+        if is_unknown(news.get("voice_url")) and news.get("flow_sid") == olds.get("flow_sid"):
+            # A preview of a flow update: its webhook URL is not known yet, but a flow's webhook URL is
+            # derived from its SID, which is unchanged.
+            changed.remove("voice_url")
         replaces = ["phone_number_sid"] if "phone_number_sid" in changed else []
         return DiffResult(changes=bool(changed), replaces=replaces, stables=[], delete_before_replace=True)
 
@@ -62,8 +66,8 @@ class VoiceBinding(Resource, module="twilio", name="VoiceBinding"):
     voice_url: pulumi.Output[str]
     previous_voice_url: pulumi.Output[str]
 
-    def __init__(self, name: str, *, phone_number_sid: pulumi.Input[str], voice_url: pulumi.Input[str],
-                 opts: pulumi.ResourceOptions | None = None):
-        props = {"phone_number_sid": phone_number_sid, "voice_url": voice_url, "voice_method": "POST",
+    def __init__(self, name: str, *, phone_number_sid: pulumi.Input[str], flow_sid: pulumi.Input[str],
+                 voice_url: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
+        props = {"phone_number_sid": phone_number_sid, "flow_sid": flow_sid, "voice_url": voice_url, "voice_method": "POST",
                  "previous_voice_url": None, "previous_voice_method": None, "previous_voice_application_sid": None}
         super().__init__(VoiceBindingProvider(), name, props, opts)

@@ -1,0 +1,111 @@
+"""The real Pulumi CLI, run as the README tells a user to, on a temporary copy of the project.
+
+Offline and non-interactive: a `file://` backend in the copy, the passphrase secrets provider, no update
+check and no plugin downloads. `.tools/bin` (where `make setup` puts the CLI) and the venv's `bin` come
+first on PATH, as the README's `export PATH=...` line puts them.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS_BIN = REPO / ".tools" / "bin"
+VENV_BIN = REPO / ".venv" / "bin"
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "flow", "infra")
+PASSPHRASE = "engine-test-passphrase-7c1d9e2a"
+COMMAND_SECONDS = 180
+
+
+def pinned_version() -> str:
+    """The Pulumi version requirements.txt pins (the CLI is built at the same version)."""
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        if line.startswith("pulumi=="):
+            return "v" + line.removeprefix("pulumi==").strip()
+    raise AssertionError("requirements.txt pins no pulumi version")
+
+
+def offline_environment(home: Path, backend: Path) -> dict[str, str]:
+    """The README's offline, non-interactive settings for the CLI."""
+    return {
+        "PATH": os.pathsep.join((str(TOOLS_BIN), str(VENV_BIN), os.environ.get("PATH", ""))),
+        "PULUMI_HOME": str(home),
+        "PULUMI_BACKEND_URL": backend.as_uri(),
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_SKIP_CONFIRMATIONS": "true",
+        "HOME": os.environ.get("HOME", str(home)),
+    }
+
+
+def require_cli(environ: dict[str, str]) -> str:
+    """The `pulumi` the tests run; missing or of another version is a failure, never a skip."""
+    found = shutil.which("pulumi", path=environ["PATH"])
+    if not found:
+        pytest.fail("the Pulumi CLI is not on PATH or in .tools/bin: run `make setup` (it builds it)")
+    version = subprocess.run([found, "version"], capture_output=True, text=True, env=environ).stdout.strip()
+    if version != pinned_version():
+        pytest.fail(f"{found} is pulumi {version}; this project pins {pinned_version()}: run `make setup`")
+    return found
+
+
+@dataclass
+class Result:
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class PulumiProject:
+    """A copy of the project in `root` with its own Pulumi home and state backend."""
+
+    def __init__(self, root: Path, extra_environment: dict[str, str]):
+        self.root = root
+        for name in PROJECT_FILES:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, root / name)
+        self.state_dir = root / ".state"
+        self.state_dir.mkdir()
+        self.environ = {**offline_environment(root / ".pulumi-home", self.state_dir), **extra_environment}
+        self.cli = require_cli(self.environ)
+        self.transcript: list[Result] = []
+
+    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> Result:
+        completed = subprocess.run([self.cli, *args, "--non-interactive", "--color", "never"], cwd=self.root,
+                                   env=self.environ, input=stdin, capture_output=True, text=True,
+                                   timeout=COMMAND_SECONDS)
+        result = Result(shlex.join(["pulumi", *args]), completed.returncode, completed.stdout, completed.stderr)
+        self.transcript.append(result)
+        if check and result.exit_code != 0:
+            raise AssertionError(f"`{result.command}` exited {result.exit_code}:\n{result.output}")
+        return result
+
+    def run_line(self, line: str, check: bool = True) -> Result:
+        """A command line as written in the README (`pulumi ...`)."""
+        words = shlex.split(line)
+        assert words[0] == "pulumi", line
+        return self.run(*words[1:], check=check)
+
+    def state_text(self) -> str:
+        """Every file of the state backend (checkpoints, history, backups), as text."""
+        return "\n".join(path.read_text(errors="replace") for path in sorted(self.state_dir.rglob("*")) if path.is_file())
+
+    def printed(self) -> str:
+        """Everything the CLI printed so far (not the command lines, which hold what the user typed)."""
+        return "\n".join(result.output for result in self.transcript)

@@ -1,0 +1,169 @@
+"""The whole stack lifecycle through the real `pulumi` CLI, against the spec-validated Twilio fake.
+
+Each step runs the command a user would (the PIN command is read from the README), and checks what the
+engine shows and what the fake saw. The steps build on each other, so they run in one test per stack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from callmask.flow_template import load_template, render_flow
+from callmask.settings import parse_settings
+from callmask.stack_config import from_files
+from conftest import TEST_PINS
+from pulumi_cli import PASSPHRASE, REPO, PulumiProject
+from twilio_fake import ACCOUNT_SID, AUTH_TOKEN, TwilioFake
+
+API_KEY, API_SECRET = "SK" + "c" * 32, "fake-api-secret-0a9b8c7d6e5f4a3b"
+SECRETS = (*TEST_PINS, AUTH_TOKEN, API_SECRET, PASSPHRASE)
+PREVIOUS_VOICE_URL = "https://voice.example.com/previous"
+PREVIOUS_APPLICATION = "AP" + "b" * 32
+PROD_NUMBER = "+14155550142"
+TYPES = ("twilio:StudioFlow", "twilio:PhoneNumber", "twilio:VoiceBinding")
+
+
+def readme_pin_command() -> str:
+    """The README's one command that sets the PINs, exactly as written there."""
+    readme = (REPO / "README.md").read_text()
+    return next(line.strip() for line in readme.splitlines() if line.strip().startswith("pulumi config set-all"))
+
+
+@pytest.fixture
+def fake():
+    twilio = TwilioFake().start()
+    twilio.available["US"] = ["+14155550100", "+14155550101", "+12125550100"]
+    yield twilio
+    twilio.stop()
+    assert twilio.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"
+
+
+def project(tmp_path, fake: TwilioFake, **environment: str) -> PulumiProject:
+    return PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, **environment})
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"a secret ({len(secret)} characters) appears in {where}"
+
+
+def rendered_definition(stack: str, root) -> dict:
+    values, _ = from_files(stack, root)
+    values["pins"] = TEST_PINS
+    return render_flow(load_template(root / "flow" / "conference.json"), parse_settings(values).flow_values(),
+                       TEST_PINS)
+
+
+def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
+    owned = fake.own_number(PROD_NUMBER, voice_url=PREVIOUS_VOICE_URL, voice_application_sid=PREVIOUS_APPLICATION)
+    line = project(tmp_path, fake)
+    line.run("stack", "init", "prod")
+    line.run_line(readme_pin_command())
+    line.run("config", "set", "twilio:accountSid", ACCOUNT_SID)
+    line.run("config", "set", "--secret", "twilio:authToken", AUTH_TOKEN)
+
+    # preview: three resources to create, readable widgets and prompts, the PINs only as [secret]
+    preview = line.run("preview", "--diff")
+    for type_name in TYPES:
+        assert re.search(rf"\+ .*{type_name}", preview.stdout), f"{type_name} is not shown as created"
+    assert "That destination is not permitted from this line." in preview.stdout
+    assert "gather_pin" in preview.stdout and "[secret]" in preview.stdout
+    assert fake.writes() == [], "a preview must not write to Twilio"
+
+    # up: the flow, the number and the binding exist; the number answers with the flow
+    line.run("up", "--yes")
+    (flow_sid,) = fake.flows
+    assert fake.numbers[owned["sid"]]["voice_url"] == fake._flow(flow_sid)["webhook_url"]
+    assert fake.numbers[owned["sid"]]["voice_application_sid"] is None
+    assert fake.flows[flow_sid]["definition"] == rendered_definition("prod", line.root)
+    outputs = json.loads(line.run("stack", "output", "--json").stdout)
+    assert outputs == {"flowSid": flow_sid, "webhookUrl": fake._flow(flow_sid)["webhook_url"],
+                       "phoneNumber": PROD_NUMBER, "phoneNumberSid": owned["sid"]}
+
+    # a second up: no changes, and not one write to Twilio
+    writes = len(fake.writes())
+    again = line.run("up", "--yes")
+    assert re.search(r"5 unchanged", again.stdout), again.stdout
+    assert len(fake.writes()) == writes
+
+    # a prompt change: the preview shows that prompt; up validates and updates the flow, no number call
+    line.run("config", "set", "--path", "callmask:prompts.goodbye", "Thank you for calling. Goodbye.")
+    changed = line.run("preview", "--diff")
+    marked = [line.strip() for line in changed.stdout.splitlines() if line.strip().startswith("~")]
+    assert marked == [
+        "~ pulumi-python:dynamic/twilio:StudioFlow: (update)",
+        "~ values       : (json) {",
+        '~ prompts.goodbye      : "Your call has ended. Thank you, goodbye." => "Thank you for calling. Goodbye."',
+        "~ 1 to update"], "only the changed prompt is marked as changed"
+    calls = len(fake.calls)
+    line.run("up", "--yes")
+    step = fake.calls[calls:]
+    assert [(c.method, c.path) for c in step if c.method != "GET"] == [
+        ("POST", "/v2/Flows/Validate"), ("POST", f"/v2/Flows/{flow_sid}")]
+    assert not [c for c in step if "IncomingPhoneNumbers" in c.path], "a prompt change must not touch the number"
+
+    # a Console edit: refresh reports the drift, the next up puts the template back
+    fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][-1]["properties"].update(
+        say="Edited in the Console."))
+    refreshed = line.run("refresh", "--yes", "--diff")
+    assert re.search(r'[+~] drift +: ("" => )?"revision \d+ differs from the template in: widget say_goodbye"',
+                     refreshed.stdout), refreshed.stdout
+    line.run("up", "--yes")
+    assert fake.flows[flow_sid]["definition"] == rendered_definition("prod", line.root)
+
+    # no secret in the state, its export or anything the CLI printed
+    exported = line.run("stack", "export").stdout
+    assert '"secure"' in exported or "ciphertext" in exported
+    assert_no_secret(exported, "`pulumi stack export`")
+    assert_no_secret(line.state_text(), "the state backend's files")
+    assert_no_secret((line.root / "Pulumi.prod.yaml").read_text(), "Pulumi.prod.yaml")
+
+    # destroy: the flow is deleted, the number's previous voice settings are back, the number is kept
+    line.run("destroy", "--yes")
+    assert fake.flows == {}
+    assert fake.numbers[owned["sid"]]["voice_url"] == PREVIOUS_VOICE_URL
+    assert fake.numbers[owned["sid"]]["voice_application_sid"] == PREVIOUS_APPLICATION
+    assert_no_secret(line.printed(), "the CLI's output")
+
+
+def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake):
+    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_API_KEY=API_KEY,
+                   TWILIO_API_SECRET=API_SECRET)
+    line.run("stack", "init", "dev")
+    line.run_line(readme_pin_command())
+    line.run("up", "--yes")
+    (number,) = fake.numbers.values()
+    assert number["friendly_name"] == "callmask-dev" and number["phone_number"].startswith("+1415")
+    line.run("destroy", "--yes")
+    assert fake.flows == {} and fake.numbers == {}, "dev has releaseNumberOnDestroy: true"
+    assert_no_secret(line.state_text() + line.printed(), "state and CLI output")
+
+
+def test_a_bad_config_value_is_one_clear_error_and_creates_nothing(tmp_path, fake):
+    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.run("stack", "init", "dev")
+    line.run_line(readme_pin_command())
+    line.run("config", "set", "callmask:dialTimeout", "2")
+    failed = line.run("up", "--yes", check=False)
+    assert failed.exit_code != 0
+    assert "callmask:dialTimeout: expected a whole number from 5 to 600, got 2" in failed.output
+    assert "Traceback" not in failed.output
+    assert fake.calls == [] and fake.flows == {} and fake.numbers == {}
+    assert_no_secret(failed.output, "the error output")
+
+
+def test_the_command_reads_stack_files_as_the_engine_does(tmp_path, fake):
+    """The values the program gets from the engine and those `callmask` reads from the same files give
+    the same settings (PINs are encrypted in the files, so both sides get the test PINs)."""
+    line = project(tmp_path, fake)
+    for stack in ("dev", "prod"):
+        line.run("stack", "init", stack)
+        line.run("config", "set", "--stack", stack, "--path", "callmask:prompts.goodbye", "Goodbye from the engine.")
+        listed = json.loads(line.run("config", "--json", "--stack", stack).stdout)
+        from_engine = {key.removeprefix("callmask:"): entry["value"] for key, entry in listed.items()
+                       if key.startswith("callmask:") and not entry["secret"]}
+        from_command, _ = from_files(stack, line.root)
+        assert set(from_engine) == set(from_command) - {"pins"}
+        assert parse_settings({**from_engine, "pins": TEST_PINS}) == parse_settings({**from_command, "pins": TEST_PINS})
