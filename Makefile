@@ -9,8 +9,11 @@ SPECS := $(SPEC_DIR)/twilio_studio_v2.json $(SPEC_DIR)/twilio_api_v2010.json
 
 TOOLS := .tools/bin
 
-.PHONY: setup specs tools
-setup: $(VENV)/.installed specs tools
+.PHONY: setup venv specs tools
+setup: venv specs tools
+
+# The Python environment alone: what the `callmask` command needs.
+venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -336,3 +336,13 @@ def test_number_update_renames_only_a_number_the_stack_bought(twilio):
     updated = provider.update(adopted["sid"], state, {**state, "friendly_name": "callmask-prod", "release_on_destroy": True})
     assert twilio.writes() == [] and adopted["friendly_name"] == "front desk"
     assert updated.outs["release_on_destroy"] is True and updated.outs["purchased"] is False
+
+
+def test_binding_preview_of_a_flow_update_is_no_change_but_a_new_flow_is():
+    """During a preview the flow's webhook URL is unknown; with the same flow SID it cannot have changed."""
+    provider = VoiceBindingProvider()
+    olds = {"phone_number_sid": "PN1", "flow_sid": "FW1", "voice_url": "https://webhooks.twilio.com/v1/FW1",
+            "voice_method": "POST"}
+    assert not provider.diff("PN1", olds, {**olds, "voice_url": Unknown()}).changes
+    assert provider.diff("PN1", olds, {**olds, "flow_sid": "FW2", "voice_url": Unknown()}).changes
+    assert provider.diff("PN1", olds, {**olds, "flow_sid": Unknown(), "voice_url": Unknown()}).changes

@@ -24,6 +24,12 @@ def workflow(name: str) -> dict:
     return yaml.safe_load((WORKFLOWS / name).read_text())
 
 
+def pulumi_command_step(job: dict) -> dict:
+    """The job's pulumi/actions step that runs a command (not the one that only installs the CLI)."""
+    return next(step for step in job["steps"]
+                if step.get("uses", "").startswith("pulumi/actions@") and "command" in step.get("with", {}))
+
+
 def stacks_in(directory: Path) -> list[str]:
     done = subprocess.run([sys.executable, str(SCRIPTS / "stacks.py"), str(directory)],
                           capture_output=True, text=True, check=True)
@@ -61,14 +67,14 @@ def test_preview_and_deploy_jobs_run_for_every_listed_stack(name, job):
     stack_job = document["jobs"][job]
     assert stack_job["needs"] == "stacks"
     assert stack_job["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.stacks.outputs.stacks) }}"
-    action = next(step for step in stack_job["steps"] if step.get("uses", "").startswith("pulumi/actions@"))
+    action = pulumi_command_step(stack_job)
     assert action["uses"] == "pulumi/actions@v7" and action["with"]["stack-name"] == "${{ matrix.stack }}"
     assert action["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
 
 
 def test_preview_comments_once_per_stack_and_holds_no_twilio_credentials():
     preview = workflow("preview.yml")["jobs"]["preview"]
-    action = next(step for step in preview["steps"] if step.get("uses", "").startswith("pulumi/actions@"))
+    action = pulumi_command_step(preview)
     assert action["with"]["command"] == "preview" and action["with"]["diff"] is True
     assert action["with"]["comment-on-pr"] is True and action["with"]["edit-pr-comment"] is True
     assert not any(key.startswith("TWILIO") for key in action["env"])
@@ -131,3 +137,17 @@ def test_flow_review_of_a_pin_change_shows_no_pin(tmp_path):
     assert "```mermaid\nflowchart TD" in review
     for secret in (*TEST_PINS, "Zm9vYmFyMQ", "YmF6cXV4Mg", "cXV1eDM"):
         assert secret not in review + done.stderr
+
+
+def test_workflows_install_the_pinned_pulumi_cli_instead_of_building_it():
+    """`make setup` builds the CLI only when no `pulumi` of the pinned version is on PATH."""
+    pinned = next(line.removeprefix("pulumi==") for line in (PROJECT_DIR / "requirements.txt").read_text().splitlines()
+                  if line.startswith("pulumi=="))
+    for path in WORKFLOWS.glob("*.yml"):
+        for name, job in yaml.safe_load(path.read_text())["jobs"].items():
+            runs = [step.get("run", "") for step in job["steps"]]
+            if not any(run.startswith("make setup") for run in runs):
+                continue
+            setup = next(index for index, run in enumerate(runs) if run.startswith("make setup"))
+            installs = [step for step in job["steps"][:setup] if step.get("uses", "").startswith("pulumi/actions@")]
+            assert installs and installs[0]["with"]["pulumi-version"] == pinned, f"{path.name}: job {name}"
