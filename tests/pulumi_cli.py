@@ -70,11 +70,12 @@ class Result:
 
 
 class PulumiProject:
-    """A copy of the project in `root` with its own Pulumi home and state backend."""
+    """A copy of the project in `root` (or, with copy=False, the program already there) with its own
+    Pulumi home and state backend."""
 
-    def __init__(self, root: Path, extra_environment: dict[str, str]):
+    def __init__(self, root: Path, extra_environment: dict[str, str], copy: bool = True):
         self.root = root
-        for name in PROJECT_FILES:
+        for name in PROJECT_FILES if copy else ():
             source = REPO / name
             if source.is_dir():
                 shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))

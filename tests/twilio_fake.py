@@ -127,6 +127,7 @@ class TwilioFake:
 
     # ---- setup and inspection used by tests ----
     def start(self) -> "TwilioFake":
+        spec(API_HOST)  # loads both specs now, so the first request is not seconds slower than the rest
         self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True, request_handler=_QuietHandler)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
