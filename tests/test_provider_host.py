@@ -110,7 +110,7 @@ def test_number_and_binding_through_the_provider_host(host, twilio):
     assert number.id in twilio.numbers
 
     binding_props = with_provider(VoiceBindingProvider(), {
-        "phone_number_sid": number.id, "voice_url": "https://webhooks.twilio.com/v1/flow", "voice_method": "POST"})
+        "phone_number_sid": number.id, "flow_sid": "FW" + "9" * 32, "voice_url": "https://webhooks.twilio.com/v1/flow", "voice_method": "POST"})
     binding = host.stub.Create(proto.CreateRequest(urn=binding_urn, properties=struct(binding_props)))
     assert twilio.numbers[number.id]["voice_url"] == "https://webhooks.twilio.com/v1/flow"
 

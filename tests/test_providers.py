@@ -8,6 +8,7 @@ import pytest
 from callmask.flow_template import canonical_json, load_template
 from callmask.providers.phone_number import NumberError, PhoneNumberProvider
 from callmask.providers.studio_flow import FlowRejected, StudioFlowProvider
+from callmask.providers.twilio_provider import ProviderError
 from callmask.providers.voice_binding import BindingError, VoiceBindingProvider
 from callmask.settings import parse_settings
 from callmask.stack_config import from_files
@@ -118,13 +119,14 @@ def test_unchanged_stack_makes_no_writes_and_refresh_one_read_per_resource(twili
     flow_created = flow.create(flow_props())
     number_created = number.create(number_props(mode="search", country="US", area_code="415"))
     binding_created = binding.create({"phone_number_sid": number_created.id,
-                                      "voice_url": flow_created.outs["webhook_url"], "voice_method": "POST"})
+                                      "flow_sid": flow_created.id, "voice_url": flow_created.outs["webhook_url"], "voice_method": "POST"})
     twilio.calls.clear()
 
     assert not flow.diff(flow_created.id, flow_created.outs, flow_props()).changes
     assert not number.diff(number_created.id, number_created.outs, number_props(mode="search", country="US", area_code="415")).changes
     assert not binding.diff(binding_created.id, binding_created.outs,
-                            {"phone_number_sid": number_created.id, "voice_url": flow_created.outs["webhook_url"],
+                            {"phone_number_sid": number_created.id, "flow_sid": flow_created.id,
+                             "voice_url": flow_created.outs["webhook_url"],
                              "voice_method": "POST"}).changes
     assert twilio.calls == []
 
@@ -164,11 +166,12 @@ def test_500_is_retried_for_reads_and_updates_with_backoff(twilio):
     assert [c.status for c in twilio.calls if c.path == f"/v2/Flows/{created.id}"] == [500, 200, 503, 200]
 
 
-def test_500_on_a_flow_create_is_not_repeated(twilio):
+def test_500_on_a_flow_create_is_not_repeated_and_the_flow_is_looked_for(twilio):
     twilio.fail("POST", r"^/v2/Flows$", status=500, times=1)
-    with pytest.raises(FlowRejected, match="HTTP 500"):
+    with pytest.raises(ProviderError, match=r"HTTP 500.*no flow named callmask-dev exists \(looked again\)"):
         configured(StudioFlowProvider).create(flow_props())
-    assert len([c for c in twilio.calls if c.path == "/v2/Flows"]) == 1
+    assert len([c for c in twilio.calls if c.method == "POST" and c.path == "/v2/Flows"]) == 1
+    assert len([c for c in twilio.calls if c.method == "GET" and c.path == "/v2/Flows"]) > 1
 
 
 # ---- phone number ----
@@ -207,9 +210,9 @@ def test_purchase_that_times_out_is_looked_up_not_repeated(twilio, monkeypatch):
     assert len(twilio.writes("IncomingPhoneNumbers.json")) == 1
 
 
-def test_purchase_that_failed_with_500_and_bought_nothing_says_so(twilio):
+def test_purchase_that_failed_with_500_never_claims_nothing_was_bought(twilio):
     twilio.fail("POST", r"IncomingPhoneNumbers\.json$", status=500)
-    with pytest.raises(NumberError, match=r"does not own it \(checked\), so nothing was bought"):
+    with pytest.raises(NumberError, match=r"account does not own the number yet; it may still complete"):
         configured(PhoneNumberProvider).create(number_props(mode="number", number="+14155550101"))
     assert twilio.numbers == {} and len(twilio.writes("IncomingPhoneNumbers.json")) == 1
 
@@ -269,7 +272,7 @@ def test_binding_points_the_number_at_the_flow_and_restores_on_delete(twilio):
     owned = twilio.own_number("+14155550196", voice_application_sid="AP" + "b" * 32)
     owned["voice_url"] = "https://example.com/old"
     provider = configured(VoiceBindingProvider)
-    created = provider.create({"phone_number_sid": owned["sid"], "voice_url": "https://webhooks.twilio.com/v1/x",
+    created = provider.create({"phone_number_sid": owned["sid"], "flow_sid": "FW" + "9" * 32, "voice_url": "https://webhooks.twilio.com/v1/x",
                                "voice_method": "POST"})
     assert owned["voice_url"] == "https://webhooks.twilio.com/v1/x" and owned["voice_application_sid"] is None
 
@@ -282,7 +285,7 @@ def test_binding_points_the_number_at_the_flow_and_restores_on_delete(twilio):
 def test_binding_refresh_sees_a_changed_voice_url(twilio):
     owned = twilio.own_number("+14155550195")
     provider = configured(VoiceBindingProvider)
-    props = {"phone_number_sid": owned["sid"], "voice_url": "https://webhooks.twilio.com/v1/x", "voice_method": "POST"}
+    props = {"phone_number_sid": owned["sid"], "flow_sid": "FW" + "9" * 32, "voice_url": "https://webhooks.twilio.com/v1/x", "voice_method": "POST"}
     created = provider.create(props)
     owned["voice_url"] = "https://example.com/changed-in-console"
     refreshed = provider.read(created.id, created.outs)
@@ -294,7 +297,7 @@ def test_binding_refresh_sees_a_changed_voice_url(twilio):
 def test_binding_refuses_a_number_on_a_sip_trunk(twilio):
     owned = twilio.own_number("+14155550194", trunk_sid="TK" + "c" * 32)
     with pytest.raises(BindingError, match="attached to SIP trunk"):
-        configured(VoiceBindingProvider).create({"phone_number_sid": owned["sid"], "voice_url": "https://x.example",
+        configured(VoiceBindingProvider).create({"phone_number_sid": owned["sid"], "flow_sid": "FW" + "9" * 32, "voice_url": "https://x.example",
                                                  "voice_method": "POST"})
     assert twilio.writes() == []
 

@@ -10,6 +10,7 @@ import dill
 import pytest
 from callmask.providers.phone_number import PhoneNumberProvider
 from callmask.providers.studio_flow import FlowRejected, StudioFlowProvider
+from callmask.providers.twilio_provider import MAX_MESSAGE, one_line
 from callmask.providers.voice_binding import VoiceBindingProvider
 from conftest import TEST_PINS, configured
 from pulumi.dynamic.dynamic import serialize_provider
@@ -42,7 +43,7 @@ def test_logs_of_a_whole_lifecycle_hold_no_secret(twilio, caplog):
     flow.update(created.id, created.outs, flow_props(greeting="Hi, PIN please."))
     bought = number.create({"selection": {"mode": "search", "country": "US"}, "friendly_name": "callmask-dev",
                             "release_on_destroy": True})
-    bound = binding.create({"phone_number_sid": bought.id, "voice_url": created.outs["webhook_url"], "voice_method": "POST"})
+    bound = binding.create({"phone_number_sid": bought.id, "flow_sid": created.id, "voice_url": created.outs["webhook_url"], "voice_method": "POST"})
     binding.delete(bound.id, bound.outs)
     number.delete(bought.id, bought.outs)
     flow.delete(created.id, created.outs)
@@ -55,8 +56,15 @@ def test_twilio_error_that_echoes_the_definition_is_redacted(twilio):
     twilio.echo_definition_in_errors = True
     with pytest.raises(FlowRejected) as raised:
         configured(StudioFlowProvider).create(flow_props())
-    assert "[secret]" in str(raised.value)
+    assert str(raised.value).startswith("StudioFlow callmask-dev: Twilio refused the flow: Twilio error 20001")
+    assert len(str(raised.value)) <= MAX_MESSAGE
     assert_clean(str(raised.value), "the error message")
+
+
+def test_one_line_masks_secrets_before_it_shortens():
+    text = one_line(f"Widget check_pin: value {TEST_PINS[0]},{TEST_PINS[1]}\n" + "x" * 400, TEST_PINS)
+    assert text.startswith("Widget check_pin: value [secret],[secret] xxx") and len(text) == MAX_MESSAGE
+    assert_clean(text, "a shortened message")
 
 
 @pytest.mark.parametrize("provider_class", [StudioFlowProvider, PhoneNumberProvider, VoiceBindingProvider])

@@ -202,10 +202,12 @@ class TwilioFake:
         method, path, form = request.method, request.path, request.form
         routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("POST", r"/v2/Flows/Validate", self._validate_flow),
+            ("GET", r"/v2/Flows", self._list_flows),
             ("POST", r"/v2/Flows", self._create_flow),
             ("GET", r"/v2/Flows/(FW\w+)", self._fetch_flow),
             ("POST", r"/v2/Flows/(FW\w+)", self._update_flow),
             ("DELETE", r"/v2/Flows/(FW\w+)", self._delete_flow),
+            ("GET", r"/2010-04-01/Accounts/(AC\w+)\.json", self._fetch_account),
             ("GET", r"/2010-04-01/Accounts/AC\w+/AvailablePhoneNumbers/(\w\w)/Local\.json", self._search_numbers),
             ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._list_numbers),
             ("POST", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._buy_number),
@@ -241,6 +243,15 @@ class TwilioFake:
         if errors:
             return self._error(400, 20001, "Invalid Flow Definition", details={"errors": errors})
         return self._json(200, {"valid": True})
+
+    def _list_flows(self, request, form) -> Response:
+        page_size = int(request.args.get("PageSize", 50))
+        url = f"{STUDIO_HOST}/v2/Flows?PageSize={page_size}&Page=0"
+        flows = [{**self._flow(flow_sid), "definition": None, "valid": None, "errors": None, "warnings": None}
+                 for flow_sid in self.flows]
+        return self._json(200, {"flows": flows, "meta": {
+            "first_page_url": url, "key": "flows", "next_page_url": None, "page": 0, "page_size": page_size,
+            "previous_page_url": None, "url": url}})
 
     def _create_flow(self, request, form) -> Response:
         flow_sid = sid("FW", self._ids)
@@ -280,6 +291,16 @@ class TwilioFake:
                 "webhook_url": f"{WEBHOOK_HOST}/v1/Accounts/{ACCOUNT_SID}/Flows/{flow_sid}", "url": url,
                 "links": {"test_users": f"{url}/TestUsers", "revisions": f"{url}/Revisions",
                           "executions": f"{url}/Executions"}}
+
+    # ---- the account ----
+    def _fetch_account(self, request, form, account_sid) -> Response:
+        if account_sid != ACCOUNT_SID:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        created = format_datetime(datetime(2024, 1, 1, tzinfo=timezone.utc))
+        return self._json(200, {"auth_token": "[Redacted]", "date_created": created, "date_updated": created,
+                                "friendly_name": "callmask tests", "owner_account_sid": ACCOUNT_SID, "sid": ACCOUNT_SID,
+                                "status": "active", "subresource_uris": {}, "type": "Full",
+                                "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}.json"})
 
     # ---- phone numbers ----
     def _search_numbers(self, request, form, country) -> Response:

@@ -32,8 +32,11 @@ class DialOutLine(pulumi.ComponentResource):
         number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
                              friendly_name=friendly_name, release_on_destroy=release,
                              opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not release))
-        VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, flow_sid=flow.id, voice_url=flow.webhook_url,
-                     opts=child)
+        binding = VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, flow_sid=flow.id,
+                               voice_url=flow.webhook_url, voice_before=number.voice_before, opts=child)
+        binding.previous_known.apply(lambda known: known is False and pulumi.log.warn(
+            "The number's voice settings from before callmask are not known (they pointed at a callmask flow or "
+            "a deleted one): destroying this stack will clear its voice URL instead of restoring it.", binding))
 
         self.flow_sid = flow.sid
         self.webhook_url = flow.webhook_url

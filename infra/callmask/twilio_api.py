@@ -21,7 +21,9 @@ from twilio.rest import Client
 
 BASE_URL_VARIABLE = "CALLMASK_TWILIO_BASE_URL"
 TIMEOUT_VARIABLE = "CALLMASK_TWILIO_TIMEOUT"
+BACKOFF_VARIABLE = "CALLMASK_TWILIO_BACKOFF"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_BACKOFF_SECONDS = 0.5
 CREDENTIAL_KEYS = ("twilio:accountSid", "twilio:authToken", "twilio:apiKey", "twilio:apiSecret")
 TWILIO_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 
@@ -31,7 +33,7 @@ class TwilioRequestFailed(TwilioException):
 
 
 class MissingCredentials(TwilioException):
-    pass
+    """Credentials or client settings are missing or malformed: nothing was sent to Twilio."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,9 @@ def resolve_credentials(config: Mapping[str, object], environ: Mapping[str, str]
     if account_sid and auth_token:
         return Credentials(account_sid, account_sid, auth_token)
     raise MissingCredentials(
-        "Twilio credentials are missing: set twilio:accountSid with the secret twilio:authToken "
-        "(or twilio:apiKey with the secret twilio:apiSecret) in the stack config, or the environment "
-        "variables TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY with TWILIO_API_SECRET)."
+        "Twilio credentials are missing: set twilio:accountSid with the secret twilio:authToken or "
+        "twilio:apiKey + secret twilio:apiSecret, or TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN or "
+        "TWILIO_API_KEY + TWILIO_API_SECRET."
     )
 
 
@@ -76,7 +78,8 @@ class CallmaskHttpClient(TwilioHttpClient):
     5xx and lost connections only where repeating is safe; and `CALLMASK_TWILIO_BASE_URL`
     sends every request to another origin with its original path."""
 
-    def __init__(self, base_url: str | None, timeout: float, attempts: int = 4, backoff_seconds: float = 0.5):
+    def __init__(self, base_url: str | None, timeout: float, attempts: int = 4,
+                 backoff_seconds: float = DEFAULT_BACKOFF_SECONDS):
         super().__init__(timeout=timeout)
         self.base_url = base_url.rstrip("/") if base_url else None
         self.attempts = attempts
@@ -116,17 +119,30 @@ class CallmaskHttpClient(TwilioHttpClient):
         time.sleep(delay)
 
 
+def seconds_setting(variable: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+    """A positive number of seconds from the environment (CALLMASK_TWILIO_TIMEOUT, _BACKOFF)."""
+    environ = os.environ if environ is None else environ
+    try:
+        seconds = float(environ.get(variable) or default)
+    except ValueError:
+        raise MissingCredentials(f"{variable} must be a number of seconds, got {environ[variable]!r}") from None
+    if seconds <= 0:
+        raise MissingCredentials(f"{variable} must be more than 0 seconds, got {seconds:g}")
+    return seconds
+
+
+def backoff_seconds() -> float:
+    """The first wait before a retry or a second look; each later one waits twice as long."""
+    return seconds_setting(BACKOFF_VARIABLE, DEFAULT_BACKOFF_SECONDS)
+
+
 def connect(config: Mapping[str, object], environ: Mapping[str, str] | None = None) -> Client:
     """A Twilio client for one provider operation."""
     environ = os.environ if environ is None else environ
     credentials = resolve_credentials(config, environ)
-    try:
-        timeout = float(environ.get(TIMEOUT_VARIABLE) or DEFAULT_TIMEOUT_SECONDS)
-    except ValueError:
-        raise TwilioException(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {environ[TIMEOUT_VARIABLE]!r}") from None
-    if timeout <= 0:
-        raise TwilioException(f"{TIMEOUT_VARIABLE} must be more than 0 seconds, got {timeout:g}")
-    http_client = CallmaskHttpClient(environ.get(BASE_URL_VARIABLE), timeout)
+    timeout = seconds_setting(TIMEOUT_VARIABLE, DEFAULT_TIMEOUT_SECONDS, environ)
+    backoff = seconds_setting(BACKOFF_VARIABLE, DEFAULT_BACKOFF_SECONDS, environ)
+    http_client = CallmaskHttpClient(environ.get(BASE_URL_VARIABLE), timeout, backoff_seconds=backoff)
     # A non-empty environment keeps TWILIO_REGION/TWILIO_EDGE from rewriting hosts behind our back
     # when a base URL override is in use.
     environment = {"_": ""} if http_client.base_url else dict(environ)

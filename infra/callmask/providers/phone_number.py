@@ -1,8 +1,10 @@
 """Phone number: bought once, adopted when already owned, released only when the stack says so.
 
 Look before you buy: a `number` selection is looked up on the account first; a `search` selection
-first looks for a number this stack already bought (by friendly name). A purchase that times out or
-fails with a 5xx is never repeated blindly: the number is looked up to learn whether it was bought.
+first looks for a number this stack already bought (by friendly name). A purchase whose answer is
+unclear (no answer, or a 5xx) is never repeated blindly: the number is looked for again, with backoff.
+A number that carries the stack's friendly name is the stack's purchase, however it was found. The
+number's voice settings are recorded when the stack takes it, before the voice binding writes to it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,16 @@ from pulumi.dynamic import (
     Resource,
     UpdateResult,
 )
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException
 
-from callmask.providers.twilio_provider import TwilioProvider, describe, unless_gone
-from callmask.twilio_api import TwilioRequestFailed
+from callmask.providers.twilio_provider import (
+    ProviderError,
+    TwilioProvider,
+    answer_of,
+    look_again,
+    twilio_operation,
+    unless_gone,
+)
 
 NOT_AVAILABLE = 21422
 INVALID_NUMBER = 21421
@@ -30,7 +38,7 @@ NO_NUMBERS_IN_AREA = 21452
 SEARCH_CANDIDATES = 5
 
 
-class NumberError(Exception):
+class NumberError(ProviderError):
     """A phone number could not be bought or adopted; the message says what to change."""
 
 
@@ -59,39 +67,42 @@ class PhoneNumberProvider(TwilioProvider):
                           delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        client = self.client()
-        selection = props["selection"]
-        if selection["mode"] == "sid":
-            number, purchased = adopt_by_sid(client, selection["sid"]), False
-        elif selection["mode"] == "number":
-            owned = find_owned(client, selection["number"])
-            number, purchased = (owned, False) if owned else (purchase(client, selection["number"], props), True)
-        else:
-            owned = find_by_friendly_name(client, props["friendly_name"])
-            number, purchased = (owned, True) if owned else (search_and_buy(client, selection, props), True)
-        return CreateResult(number.sid, outputs(props, number, purchased))
+        client, selection, name = self.client(), props["selection"], props["friendly_name"]
+        wanted = selection.get("number") or selection.get("sid") or f"search in {selection.get('country')}"
+        with twilio_operation(f"PhoneNumber {wanted}", "create"):
+            if selection["mode"] == "sid":
+                number = adopt_by_sid(client, selection["sid"])
+            elif selection["mode"] == "number":
+                number = find_owned(client, selection["number"]) or purchase(client, selection["number"], name)
+            else:
+                number = find_by_friendly_name(client, name) or search_and_buy(client, selection, name)
+        return CreateResult(number.sid, outputs(props, number, number.friendly_name == name, voice_before(number)))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        number = self.client().incoming_phone_numbers(id_)
+        kept = {key: olds.get(key) for key in ("phone_number", "purchased", "voice_before")}
         if olds.get("purchased") and olds.get("friendly_name") != news["friendly_name"]:
-            number = number.update(friendly_name=news["friendly_name"])
-            return UpdateResult(outputs(news, number, True))
-        return UpdateResult({**news, "sid": id_, "phone_number": olds["phone_number"], "purchased": olds["purchased"]})
+            with twilio_operation(f"PhoneNumber {olds.get('phone_number')}", "rename"):
+                self.client().incoming_phone_numbers(id_).update(friendly_name=news["friendly_name"])
+        return UpdateResult({**news, "sid": id_, **kept})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        number = unless_gone(self.client().incoming_phone_numbers(id_).fetch)
+        client = self.client()
+        with twilio_operation(f"PhoneNumber {props.get('phone_number')}", "read"):
+            number = unless_gone(client, client.incoming_phone_numbers(id_).fetch)
         if number is None:
             return ReadResult("", {})
-        return ReadResult(id_, outputs(props, number, bool(props.get("purchased"))))
+        return ReadResult(id_, outputs(props, number, bool(props.get("purchased")), props.get("voice_before")))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """Releases only a number this stack bought, and only with releaseNumberOnDestroy: true."""
         if props.get("release_on_destroy") and props.get("purchased"):
-            unless_gone(self.client().incoming_phone_numbers(id_).delete)
+            client = self.client()
+            with twilio_operation(f"PhoneNumber {props.get('phone_number')}", "release"):
+                unless_gone(client, client.incoming_phone_numbers(id_).delete)
 
 
 def adopt_by_sid(client, sid: str):
-    number = unless_gone(client.incoming_phone_numbers(sid).fetch)
+    number = unless_gone(client, client.incoming_phone_numbers(sid).fetch)
     if number is None:
         raise NumberError(f"callmask:phoneNumber.sid {sid} is not a phone number on this Twilio account; "
                           "check the SID in the Console (Phone Numbers > Manage > Active numbers).")
@@ -104,8 +115,15 @@ def same_number(olds: dict[str, Any], selection: dict[str, Any]) -> bool:
         (selection.get("sid") is not None and selection.get("sid") == olds.get("sid"))
 
 
-def outputs(props: dict[str, Any], number, purchased: bool) -> dict[str, Any]:
-    return {**props, "sid": number.sid, "phone_number": number.phone_number, "purchased": purchased}
+def voice_before(number) -> dict[str, str]:
+    """The number's voice settings as the stack found them, for the voice binding to put back."""
+    return {"voice_url": number.voice_url or "", "voice_method": number.voice_method or "POST",
+            "voice_application_sid": number.voice_application_sid or ""}
+
+
+def outputs(props: dict[str, Any], number, purchased: bool, before: dict[str, str] | None) -> dict[str, Any]:
+    return {**props, "sid": number.sid, "phone_number": number.phone_number, "purchased": purchased,
+            "voice_before": before}
 
 
 def find_owned(client, phone_number: str):
@@ -119,42 +137,46 @@ def find_by_friendly_name(client, friendly_name: str):
     return next((number for number in matches if number.friendly_name == friendly_name), None)
 
 
-def purchase(client, phone_number: str, props: dict[str, Any]):
+def purchase(client, phone_number: str, friendly_name: str):
+    """Buys the number once. After an unclear answer it looks for it again instead of buying again."""
     try:
-        return client.incoming_phone_numbers.create(phone_number=phone_number, friendly_name=props["friendly_name"])
-    except TwilioRequestFailed as error:
-        outcome = f"the purchase request got no answer ({error})"
-    except TwilioRestException as error:
-        if error.code == NOT_AVAILABLE:
-            raise NumberUnavailable(f"{phone_number} is not available to buy (Twilio error {NOT_AVAILABLE}). Choose another "
-                              "number in callmask:phoneNumber, or use {search: {country, areaCode}}.") from None
-        if error.code == INVALID_NUMBER:
-            raise NumberError(f"{phone_number} is not a number Twilio can sell (Twilio error {INVALID_NUMBER}); "
-                              "check callmask:phoneNumber.number.") from None
-        if error.status < 500:
-            raise NumberError(f"Buying {phone_number} failed: {describe(error)}") from None
-        outcome = f"the purchase request failed on Twilio's side ({describe(error)})"
-    bought = find_owned(client, phone_number)
-    if bought:
+        return client.incoming_phone_numbers.create(phone_number=phone_number, friendly_name=friendly_name)
+    except TwilioException as error:
+        answer = answer_of(error)
+        if answer.code == NOT_AVAILABLE:
+            raise NumberUnavailable(f"PhoneNumber {phone_number} is not available to buy (Twilio error {NOT_AVAILABLE}). "
+                                    "Choose another number in callmask:phoneNumber, or use {search: {country, areaCode}}.") from None
+        if answer.code == INVALID_NUMBER:
+            raise NumberError(f"PhoneNumber {phone_number} is not a number Twilio can sell (Twilio error "
+                              f"{INVALID_NUMBER}); check callmask:phoneNumber.number.") from None
+        if not answer.unclear:
+            raise
+        try:
+            bought = look_again(lambda: find_owned(client, phone_number))
+        except TwilioException as lookup:
+            raise NumberError(f"PhoneNumber {phone_number}: the purchase got an unclear answer ({answer.describe()}) "
+                              f"and looking for the number failed too ({answer_of(lookup).describe()}). Run "
+                              "`pulumi up` again: it looks for the number before buying.") from None
+        if bought is None:
+            raise NumberError(f"PhoneNumber {phone_number}: the purchase got an unclear answer ({answer.describe()}) "
+                              "and the account does not own the number yet; it may still complete. Run `pulumi up` "
+                              "again: it looks for the number before buying.") from None
         return bought
-    raise NumberError(f"Buying {phone_number} did not complete: {outcome}. The account does not own it "
-                      "(checked), so nothing was bought; run `pulumi up` again.")
 
 
-def search_and_buy(client, selection: dict[str, Any], props: dict[str, Any]):
+def search_and_buy(client, selection: dict[str, Any], friendly_name: str):
     criteria = {key: selection[key] for key in ("area_code", "contains") if selection.get(key)}
     wanted = f"country {selection['country']}" + "".join(f", {key} {value}" for key, value in criteria.items())
     try:
         candidates = client.available_phone_numbers(selection["country"]).local.list(
             voice_enabled=True, limit=SEARCH_CANDIDATES, **criteria)
-    except TwilioRestException as error:
-        if error.code == NO_NUMBERS_IN_AREA:
-            candidates = []
-        else:
-            raise NumberError(f"Searching for a number ({wanted}) failed: {describe(error)}") from None
+    except TwilioException as error:
+        if answer_of(error).code != NO_NUMBERS_IN_AREA:
+            raise
+        candidates = []
     for candidate in candidates:
         try:
-            return purchase(client, candidate.phone_number, props)
+            return purchase(client, candidate.phone_number, friendly_name)
         except NumberUnavailable:
             continue
     raise NumberError(f"No voice-capable local number is available for {wanted}. Widen "
@@ -162,14 +184,16 @@ def search_and_buy(client, selection: dict[str, Any], props: dict[str, Any]):
 
 
 class PhoneNumber(Resource, module="twilio", name="PhoneNumber"):
-    """An IncomingPhoneNumber owned by the stack. Outputs: `sid`, `phone_number`, `purchased`."""
+    """An IncomingPhoneNumber owned by the stack. Outputs: `sid`, `phone_number`, `purchased`, and
+    `voice_before`, its voice settings when the stack took it."""
 
     sid: pulumi.Output[str]
     phone_number: pulumi.Output[str]
     purchased: pulumi.Output[bool]
+    voice_before: pulumi.Output[dict]
 
     def __init__(self, name: str, *, selection: dict[str, str], friendly_name: str, release_on_destroy: bool,
                  opts: pulumi.ResourceOptions | None = None):
         props = {"selection": selection, "friendly_name": friendly_name, "release_on_destroy": release_on_destroy,
-                 "sid": None, "phone_number": None, "purchased": None}
+                 "sid": None, "phone_number": None, "purchased": None, "voice_before": None}
         super().__init__(PhoneNumberProvider(), name, props, opts)

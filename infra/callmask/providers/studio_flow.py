@@ -30,13 +30,21 @@ from callmask.flow_template import (
     content_hash,
     render_flow,
 )
-from callmask.providers.twilio_provider import TwilioProvider, describe, is_unknown, unless_gone
+from callmask.providers.twilio_provider import (
+    ProviderError,
+    TwilioProvider,
+    answer_of,
+    is_unknown,
+    look_again,
+    twilio_operation,
+    unless_gone,
+)
 
 PUBLISHED = "published"
 COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack")
 
 
-class FlowRejected(Exception):
+class FlowRejected(ProviderError):
     """Twilio's Validate endpoint refused the rendered definition."""
 
 
@@ -63,23 +71,39 @@ class StudioFlowProvider(TwilioProvider):
                           delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        client = self.client()
-        definition = self.validated_definition(client, props)
-        flow = self.call(lambda: client.studio.v2.flows.create(
-            friendly_name=props["friendly_name"], status=PUBLISHED, definition=definition,
-            commit_message=commit_message(props)), props)
+        """Idempotent: a flow with the stack's name (left by an earlier create whose answer was lost) is
+        adopted, never duplicated; after an unclear answer the flow is looked for again."""
+        client, name = self.client(), props["friendly_name"]
+        with twilio_operation(f"StudioFlow {name}", "create", props["pins"]):
+            definition = self.validated_definition(client, props)
+            flow = find_flow(client, name)
+            if flow is None:
+                try:
+                    flow = client.studio.v2.flows.create(friendly_name=name, status=PUBLISHED, definition=definition,
+                                                         commit_message=commit_message(props))
+                    return CreateResult(flow.sid, self.outputs(props, flow))
+                except TwilioException as error:
+                    answer = answer_of(error)
+                    if not answer.unclear:
+                        raise
+                    flow = look_again(lambda: find_flow(client, name))
+                    if flow is None:
+                        raise ProviderError(
+                            f"StudioFlow {name}: create failed: {answer.describe()}; no flow named {name} exists "
+                            "(looked again). Run `pulumi up` again: it adopts the flow if Twilio made it late.") from None
+            flow = self.publish(client, flow.sid, props, definition)
         return CreateResult(flow.sid, self.outputs(props, flow))
 
     def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self.client()
-        definition = self.validated_definition(client, news)
-        flow = self.call(lambda: client.studio.v2.flows(id_).update(
-            status=PUBLISHED, friendly_name=news["friendly_name"], definition=definition,
-            commit_message=commit_message(news)), news)
+        with twilio_operation(f"StudioFlow {news['friendly_name']} ({id_})", "update", news["pins"]):
+            flow = self.publish(client, id_, news, self.validated_definition(client, news))
         return UpdateResult(self.outputs(news, flow))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        flow = unless_gone(self.client().studio.v2.flows(id_).fetch)
+        client = self.client()
+        with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "read", props.get("pins") or []):
+            flow = unless_gone(client, client.studio.v2.flows(id_).fetch)
         if flow is None:
             return ReadResult("", {})
         expected = render(props)
@@ -91,29 +115,41 @@ class StudioFlowProvider(TwilioProvider):
         return ReadResult(id_, outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
-        unless_gone(self.client().studio.v2.flows(id_).delete)
-
-    def validated_definition(self, client, props: dict[str, Any]) -> str:
-        definition = canonical_json(render(props))
-        result = self.call(lambda: client.studio.v2.flow_validate.update(
-            friendly_name=props["friendly_name"], status=PUBLISHED, definition=definition,
-            commit_message=commit_message(props)), props)
-        if not result.valid:
-            raise FlowRejected(f"Twilio says the flow for {props['friendly_name']} is not valid.")
-        return definition
+        client = self.client()
+        with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "delete", props.get("pins") or []):
+            unless_gone(client, client.studio.v2.flows(id_).delete)
 
     @staticmethod
-    def call(operation, props: dict[str, Any]):
-        """Run a Twilio call; a refusal is raised with Twilio's own words, PINs masked."""
+    def publish(client, sid: str, props: dict[str, Any], definition: str):
+        return client.studio.v2.flows(sid).update(status=PUBLISHED, friendly_name=props["friendly_name"],
+                                                  definition=definition, commit_message=commit_message(props))
+
+    @staticmethod
+    def validated_definition(client, props: dict[str, Any]) -> str:
+        definition = canonical_json(render(props))
         try:
-            return operation()
+            result = client.studio.v2.flow_validate.update(
+                friendly_name=props["friendly_name"], status=PUBLISHED, definition=definition,
+                commit_message=commit_message(props))
         except TwilioException as error:
-            raise FlowRejected(redact(f"Twilio refused the flow {props['friendly_name']}: {describe(error)}",
-                                      props.get("pins") or [])) from None
+            answer = answer_of(error)
+            if answer.unclear or answer.status == 429:
+                raise
+            raise FlowRejected(f"StudioFlow {props['friendly_name']}: Twilio refused the flow: {answer.describe()}",
+                               props["pins"]) from None
+        if not result.valid:
+            raise FlowRejected(f"StudioFlow {props['friendly_name']}: Twilio says the flow is not valid.")
+        return definition
 
     @staticmethod
     def outputs(props: dict[str, Any], flow) -> dict[str, Any]:
         return {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision, "drift": ""}
+
+
+def find_flow(client, friendly_name: str):
+    """The account's flow with this exact friendly name (each stack's flow has its own), or None."""
+    return next((flow for flow in client.studio.v2.flows.stream(page_size=50) if flow.friendly_name == friendly_name),
+                None)
 
 
 def render(props: dict[str, Any]) -> dict[str, Any]:
@@ -134,12 +170,6 @@ def changed_widgets(expected: dict[str, Any], live: dict[str, Any]) -> list[str]
     names = sorted(n for n in expected_states.keys() | live_states.keys() if expected_states.get(n) != live_states.get(n))
     top = sorted(k for k in ("description", "initial_state", "flags") if expected.get(k) != live.get(k))
     return top + [f"widget {name}" for name in names]
-
-
-def redact(text: str, pins: list[str]) -> str:
-    for pin in sorted(pins, key=len, reverse=True):
-        text = text.replace(pin, "[secret]")
-    return text
 
 
 def _differs(old: Any, new: Any, key: str) -> bool:

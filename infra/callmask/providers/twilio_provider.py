@@ -1,17 +1,26 @@
-"""What the three Twilio providers share: credentials from `configure()`, errors that read plainly."""
+"""What the three Twilio providers share: credentials from `configure()`, a 404 believed only once the
+account answers, and every failure told in one line."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pulumi.dynamic import ConfigureRequest, ResourceProvider
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.response import Response
 from twilio.rest import Client
 
 from callmask import twilio_api
 
 NOT_FOUND = 404
+TOO_MANY_REQUESTS = 429
+MAX_MESSAGE = 300
 T = TypeVar("T")
 
 
@@ -29,30 +38,113 @@ class TwilioProvider(ResourceProvider):
         return twilio_api.connect(getattr(self, "_credentials", {}) or {})
 
 
+class ProviderError(Exception):
+    """A failure in one line: the resource, the operation, what happened and what to do next."""
+
+    def __init__(self, text: str, secrets: Iterable[str] = ()):
+        super().__init__(one_line(text, secrets))
+
+
+def one_line(text: str, secrets: Iterable[str] = ()) -> str:
+    text = " ".join(text.split())
+    for secret in sorted((s for s in secrets if isinstance(s, str) and s), key=len, reverse=True):
+        text = text.replace(secret, "[secret]")
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What Twilio answered to a request that failed; `status` None when no answer came."""
+
+    status: int | None
+    code: int | None = None
+    message: str = ""
+
+    @property
+    def unclear(self) -> bool:
+        """Twilio may have acted on the request: no answer, or a server error."""
+        return self.status is None or self.status >= 500
+
+    def describe(self) -> str:
+        if self.status is None:
+            return "Twilio did not answer (timeout or lost connection), so it may or may not have acted"
+        if self.status == TOO_MANY_REQUESTS:
+            return "Twilio is rate limiting this account (HTTP 429), still after retries"
+        code = f", code {self.code}" if self.code else ""
+        if self.status >= 500:
+            return f"Twilio had a temporary server error (HTTP {self.status}{code})"
+        return f"Twilio error {self.code or '?'} (HTTP {self.status}): {self.message}"
+
+
+def answer_of(error: TwilioException) -> Answer:
+    if isinstance(error, twilio_api.TwilioRequestFailed):
+        return Answer(None)
+    if isinstance(error, TwilioRestException):
+        details = f" Details: {json.dumps(error.details)}" if error.details else ""
+        return Answer(error.status, error.code, (error.msg or "") + details)
+    # List calls raise a plain TwilioException("Unable to fetch page", response).
+    response = error.args[1] if len(error.args) == 2 else None
+    if isinstance(response, Response):
+        try:
+            body = json.loads(response.text)
+        except (TypeError, ValueError):
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        return Answer(response.status_code, body.get("code"), str(body.get("message", "")))
+    return Answer(None, None, str(error))
+
+
 def is_unknown(value: Any) -> bool:
     """A value the engine does not know yet (during a preview); the provider host passes it as `Unknown`."""
     return isinstance(value, Unknown)
 
 
-def is_not_found(error: TwilioException) -> bool:
-    return isinstance(error, TwilioRestException) and error.status == NOT_FOUND
+@contextmanager
+def twilio_operation(resource: str, operation: str, secrets: Iterable[str] = ()) -> Iterator[None]:
+    """Turns any Twilio failure inside into one ProviderError line naming the resource and operation."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except twilio_api.MissingCredentials as error:
+        raise ProviderError(f"{resource}: cannot {operation}: {error}") from None
+    except TwilioException as error:
+        answer = answer_of(error)
+        advice = "Run `pulumi up` again." if answer.unclear or answer.status == TOO_MANY_REQUESTS else \
+            "Fix what Twilio names, then run `pulumi up` again."
+        raise ProviderError(f"{resource}: {operation} failed: {answer.describe()}. {advice}", secrets) from None
 
 
-def unless_gone(operation: Callable[[], T]) -> T | None:
-    """Run a Twilio call on one resource; None when Twilio says the resource no longer exists (404)."""
+def unless_gone(client: Client, operation: Callable[[], T]) -> T | None:
+    """Run a Twilio call on one resource; None only when Twilio says it does not exist (404) and the
+    account itself answers with these credentials, so a 404 for other credentials never drops state."""
     try:
         return operation()
     except TwilioException as error:
-        if is_not_found(error):
-            return None
-        raise
+        if answer_of(error).status != NOT_FOUND:
+            raise
+    try:
+        client.api.v2010.accounts(client.account_sid).fetch()
+    except TwilioException as error:
+        raise ProviderError(
+            f"Twilio answered 404 (not found), but account {client.account_sid} cannot be read with these "
+            f"credentials either ({answer_of(error).describe()}), so the resource is kept in the state. Check "
+            "twilio:accountSid and the key or token.") from None
+    return None
 
 
-def describe(error: TwilioException) -> str:
-    """One line for a Twilio error: code, message and details, without the SDK's decorations."""
-    if isinstance(error, TwilioRestException):
-        text = f"Twilio error {error.code} (HTTP {error.status}): {error.msg}"
-        if error.details:
-            text += f" Details: {error.details}"
-        return text
-    return str(error)
+def look_again(find: Callable[[], T | None], attempts: int = 5) -> T | None:
+    """After an unclear answer: look for what the request would have made, waiting longer each time."""
+    failure: TwilioException | None = None
+    for attempt in range(attempts):
+        try:
+            found = find()
+        except TwilioException as error:  # the look-up may fail too: keep trying, report it at the end
+            found, failure = None, error
+        if found is not None:
+            return found
+        if attempt < attempts - 1:
+            time.sleep(twilio_api.backoff_seconds() * 2 ** attempt)
+    if failure is not None:
+        raise failure
+    return None
