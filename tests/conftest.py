@@ -30,3 +30,22 @@ def configured(provider_class):
     provider.configure(ConfigureRequest(Config(
         {"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN}, "callmask")))
     return provider
+
+
+# Rows of the fault matrix (tests/test_fault_matrix.py), printed after the run.
+fault_matrix_report: list[tuple[str, str, dict[str, str]]] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not fault_matrix_report:
+        return
+    faults = list(fault_matrix_report[0][2])
+    write = terminalreporter.write_line
+    terminalreporter.section("fault matrix: outcome at the first attempt / at every attempt")
+    write("ok: the command succeeded anyway; err: it failed with one clean line. Either way the re-run, a "
+          "second up (no writes) and destroy ended in the same state.")
+    write(f"{'command':<15} {'Twilio call':<46} " + " ".join(f"{fault:>15}" for fault in faults))
+    for command, call, row in fault_matrix_report:
+        write(f"{command:<15} {call[:46]:<46} " + " ".join(f"{row[fault]:>15}" for fault in faults))
+    cases = sum(2 * len(row) for _, _, row in fault_matrix_report)
+    write(f"{len(fault_matrix_report)} calls x {len(faults)} faults x 2 = {cases} cases")

@@ -167,3 +167,19 @@ def test_the_command_reads_stack_files_as_the_engine_does(tmp_path, fake):
         from_command, _ = from_files(stack, line.root)
         assert set(from_engine) == set(from_command) - {"pins"}
         assert parse_settings({**from_engine, "pins": TEST_PINS}) == parse_settings({**from_command, "pins": TEST_PINS})
+
+
+def test_a_twilio_failure_reaches_the_user_as_one_line_naming_the_resource(tmp_path, fake):
+    fake.available["US"] = []
+    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.run("stack", "init", "dev")
+    line.run_line(readme_pin_command())
+    failed = line.run("up", "--yes", check=False)
+    assert failed.exit_code != 0
+    # The provider host prints a traceback; its last line is the provider's one-line message.
+    traceback_ends = [text.strip() for text in failed.stdout.splitlines() if text.strip().startswith("callmask.")]
+    assert traceback_ends == ["callmask.providers.phone_number.NumberError: No voice-capable local number is "
+                              "available for country US, area_code 415. Widen callmask:phoneNumber.search "
+                              "(drop areaCode or contains), or pick a number."]
+    assert fake.numbers == {} and fake.purchases == []
+    assert_no_secret(failed.output, "the error output")

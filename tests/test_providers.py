@@ -16,7 +16,7 @@ from callmask.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
 from conftest import TEST_PINS, configured
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException
-from twilio_fake import ACCOUNT_SID
+from twilio_fake import ACCOUNT_SID, TIMEOUT_AFTER
 
 
 def flow_props(stack: str = "dev", **prompts: str) -> dict:
@@ -203,7 +203,7 @@ def test_adopt_by_sid_never_buys_and_explains_an_unknown_sid(twilio):
 
 def test_purchase_that_times_out_is_looked_up_not_repeated(twilio, monkeypatch):
     monkeypatch.setenv(TIMEOUT_VARIABLE, "0.5")
-    twilio.fail("POST", r"IncomingPhoneNumbers\.json$", delay=1.5)
+    twilio.fail("POST", r"IncomingPhoneNumbers\.json$", kind=TIMEOUT_AFTER, delay=1.5)
     created = configured(PhoneNumberProvider).create(number_props(mode="number", number="+14155550101"))
     assert created.outs["phone_number"] == "+14155550101" and created.outs["purchased"]
     assert len(twilio.numbers) == 1

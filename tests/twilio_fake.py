@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -86,15 +87,28 @@ class SpecRequest(WerkzeugOpenAPIRequest):
         return super().body
 
 
+# How an injected fault fails a request: with an HTTP error answer, or with no answer at all, Twilio
+# having acted on the request or not.
+ANSWER = "answer"                  # an error status (429, 500, 503, 400, 404, ...), nothing done
+RESET_BEFORE = "reset before acting"
+RESET_AFTER = "reset after acting"
+TIMEOUT_BEFORE = "timeout before acting"   # held past the client's timeout, never acted on
+TIMEOUT_AFTER = "timeout after acting"     # acted on, the answer held past the client's timeout
+LATE = "acts after the client gave up"     # held past the client's timeout, then acted on
+NO_ANSWER = (RESET_BEFORE, RESET_AFTER, TIMEOUT_BEFORE, TIMEOUT_AFTER, LATE)
+
+
 @dataclass
 class Fault:
     method: str
     path: re.Pattern[str]
     status: int = 500
     code: int | None = None
-    times: int = 1
-    delay: float = 0.0  # act, then answer this late (a response lost to a client timeout)
+    times: int = 1  # how many matching requests fail; a large number: every attempt
+    skip: int = 0  # matching requests let through before the first failure
+    delay: float = 0.0  # for the kinds that hold a request: how long
     retry_after: str | None = None
+    kind: str = ANSWER
 
 
 @dataclass
@@ -118,6 +132,8 @@ class TwilioFake:
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     available: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    purchases: list[str] = field(default_factory=list)
+    purchases_while_holding_one: list[str] = field(default_factory=list)
     spec_violations: list[str] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     invalid_widget_types: set[str] = field(default_factory=set)
@@ -162,21 +178,33 @@ class TwilioFake:
         host = STUDIO_HOST if request.path.startswith("/v2/") else API_HOST
         self._validate_request(request, host)
         fault = self._take_fault(request)
-        if fault and not fault.delay:
+        if fault and fault.kind == ANSWER:
             response = self._error(fault.status, fault.code or fault.status, "Injected failure",
                                    headers={"Retry-After": fault.retry_after} if fault.retry_after else None)
+        elif fault and fault.kind in (RESET_BEFORE, TIMEOUT_BEFORE):
+            response = None
         else:
+            if fault and fault.kind == LATE:
+                time.sleep(fault.delay)
             with self._lock:
                 response = self._route(request)
-        self.calls.append(Call(request.method, request.path, response.status_code))
-        self._validate_response(request, response, host)
-        if fault:
+        self.calls.append(Call(request.method, request.path, response.status_code if response else 0))
+        if response is not None:
+            self._validate_response(request, response, host)
+        if fault and fault.kind in (TIMEOUT_BEFORE, TIMEOUT_AFTER):
             time.sleep(fault.delay)
-        return response(environ, start_response)
+        if fault and fault.kind in NO_ANSWER:
+            # Cut the connection; the answer written below goes nowhere (for the held kinds the client
+            # gave up long ago).
+            environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+        return (response or Response(status=204))(environ, start_response)
 
     def _take_fault(self, request: Request) -> Fault | None:
         for fault in self.faults:
             if fault.times > 0 and fault.method == request.method and fault.path.search(request.path):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    return None
                 fault.times -= 1
                 return fault
         return None
@@ -329,6 +357,9 @@ class TwilioFake:
         for numbers in self.available.values():
             if phone_number in numbers:
                 numbers.remove(phone_number)
+        if any(number["phone_number"] in self.purchases for number in self.numbers.values()):
+            self.purchases_while_holding_one.append(phone_number)
+        self.purchases.append(phone_number)
         return self._json(201, self._number(self._create_number(phone_number, form)))
 
     def _create_number(self, phone_number: str, form) -> dict[str, Any]:
@@ -401,6 +432,9 @@ class TwilioFake:
 
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args, **kwargs) -> None:
+        pass
+
+    def log_error(self, *args, **kwargs) -> None:  # connections the fault injection cut
         pass
 
 

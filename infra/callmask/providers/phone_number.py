@@ -98,7 +98,8 @@ class PhoneNumberProvider(TwilioProvider):
         if props.get("release_on_destroy") and props.get("purchased"):
             client = self.client()
             with twilio_operation(f"PhoneNumber {props.get('phone_number')}", "release"):
-                unless_gone(client, client.incoming_phone_numbers(id_).delete)
+                number = client.incoming_phone_numbers(id_)
+                unless_gone(client, number.delete, confirm=number.fetch)
 
 
 def adopt_by_sid(client, sid: str):
@@ -178,7 +179,10 @@ def search_and_buy(client, selection: dict[str, Any], friendly_name: str):
         try:
             return purchase(client, candidate.phone_number, friendly_name)
         except NumberUnavailable:
-            continue
+            # Sold meanwhile, perhaps to this stack's own earlier purchase that completed late.
+            ours = find_by_friendly_name(client, friendly_name)
+            if ours is not None:
+                return ours
     raise NumberError(f"No voice-capable local number is available for {wanted}. Widen "
                       "callmask:phoneNumber.search (drop areaCode or contains), or pick a number.")
 

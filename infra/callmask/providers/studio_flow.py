@@ -117,7 +117,8 @@ class StudioFlowProvider(TwilioProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self.client()
         with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "delete", props.get("pins") or []):
-            unless_gone(client, client.studio.v2.flows(id_).delete)
+            flow = client.studio.v2.flows(id_)
+            unless_gone(client, flow.delete, confirm=flow.fetch)
 
     @staticmethod
     def publish(client, sid: str, props: dict[str, Any], definition: str):

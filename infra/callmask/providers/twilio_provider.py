@@ -45,6 +45,10 @@ class ProviderError(Exception):
         super().__init__(one_line(text, secrets))
 
 
+class NotFoundDoubted(ProviderError):
+    """A 404 that could not be believed; twilio_operation names the resource and operation."""
+
+
 def one_line(text: str, secrets: Iterable[str] = ()) -> str:
     text = " ".join(text.split())
     for secret in sorted((s for s in secrets if isinstance(s, str) and s), key=len, reverse=True):
@@ -104,6 +108,8 @@ def twilio_operation(resource: str, operation: str, secrets: Iterable[str] = ())
     """Turns any Twilio failure inside into one ProviderError line naming the resource and operation."""
     try:
         yield
+    except NotFoundDoubted as error:
+        raise ProviderError(f"{resource}: {operation} failed: {error}") from None
     except ProviderError:
         raise
     except twilio_api.MissingCredentials as error:
@@ -115,18 +121,28 @@ def twilio_operation(resource: str, operation: str, secrets: Iterable[str] = ())
         raise ProviderError(f"{resource}: {operation} failed: {answer.describe()}. {advice}", secrets) from None
 
 
-def unless_gone(client: Client, operation: Callable[[], T]) -> T | None:
-    """Run a Twilio call on one resource; None only when Twilio says it does not exist (404) and the
-    account itself answers with these credentials, so a 404 for other credentials never drops state."""
+def unless_gone(client: Client, operation: Callable[[], T], confirm: Callable[[], Any] | None = None) -> T | None:
+    """Run a Twilio call on one resource; None only when Twilio says it does not exist (404), `confirm`
+    (a fetch, for writes) agrees, and the account itself answers with these credentials: a 404 for
+    other credentials, or a stray one, never drops a live resource from the state."""
     try:
         return operation()
     except TwilioException as error:
         if answer_of(error).status != NOT_FOUND:
             raise
+    if confirm is not None:
+        try:
+            confirm()
+        except TwilioException as error:
+            if answer_of(error).status != NOT_FOUND:
+                raise
+        else:
+            raise NotFoundDoubted("Twilio answered 404 (not found), yet the resource can still be fetched, so it "
+                                  "is kept in the state. Run the command again.")
     try:
         client.api.v2010.accounts(client.account_sid).fetch()
     except TwilioException as error:
-        raise ProviderError(
+        raise NotFoundDoubted(
             f"Twilio answered 404 (not found), but account {client.account_sid} cannot be read with these "
             f"credentials either ({answer_of(error).describe()}), so the resource is kept in the state. Check "
             "twilio:accountSid and the key or token.") from None

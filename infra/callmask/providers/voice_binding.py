@@ -81,7 +81,8 @@ class VoiceBindingProvider(TwilioProvider):
             restore["voice_application_sid"] = props["previous_voice_application_sid"]
         client = self.client()
         with twilio_operation(f"VoiceBinding {id_}", "restore the voice settings"):
-            unless_gone(client, lambda: client.incoming_phone_numbers(id_).update(**restore))
+            number = client.incoming_phone_numbers(id_)
+            unless_gone(client, lambda: number.update(**restore), confirm=number.fetch)
 
 
 def previous_settings(client, before: dict[str, str], flow_sid: str) -> dict[str, Any]:

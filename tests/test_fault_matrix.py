@@ -1,0 +1,174 @@
+"""Every Twilio call of every stack command, failed in every way Twilio or the network can fail it.
+
+A command (`up` creating the line, `up` with a prompt change, `refresh`, `destroy`) is first run without
+faults to list its Twilio calls. Then, for each call and each fault, at the first attempt and at every
+attempt: the command runs with the fault, runs again without it (as an operator re-runs it), then `up`
+twice (the second must not write) and `destroy`. Whatever happened, the end must be the same: at most one
+number held at a time, a number released only when the stack says so, no flow left behind, the number's voice
+settings as they were, and every failure told in one line without a secret.
+
+The providers are driven as the engine drives them (tests/line_driver.py); the real engine's lifecycle is
+tests/test_engine_lifecycle.py. The matrix is printed at the end of the test run.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from callmask.providers.twilio_provider import MAX_MESSAGE, ProviderError
+from callmask.twilio_api import BACKOFF_VARIABLE, BASE_URL_VARIABLE, TIMEOUT_VARIABLE
+from conftest import TEST_PINS, fault_matrix_report
+from line_driver import Line
+from twilio_fake import (
+    ANSWER,
+    AUTH_TOKEN,
+    LATE,
+    RESET_AFTER,
+    RESET_BEFORE,
+    TIMEOUT_AFTER,
+    TIMEOUT_BEFORE,
+    TwilioFake,
+)
+
+CLIENT_TIMEOUT = 0.2
+HELD = 0.35  # a held request outlasts the client's timeout
+EVERY_ATTEMPT = 1000
+OWNED_NUMBER, OWNED_VOICE_URL, OWNED_APPLICATION = "+14155550142", "https://voice.example.com/ivr", "AP" + "b" * 32
+
+FAULTS = {
+    "429+Retry-After": {"kind": ANSWER, "status": 429, "code": 20429, "retry_after": "0"},
+    "429": {"kind": ANSWER, "status": 429, "code": 20429},
+    "500": {"kind": ANSWER, "status": 500},
+    "503": {"kind": ANSWER, "status": 503},
+    "400": {"kind": ANSWER, "status": 400, "code": 21000},
+    "404": {"kind": ANSWER, "status": 404, "code": 20404},
+    "reset-before": {"kind": RESET_BEFORE},
+    "reset-after": {"kind": RESET_AFTER},
+    "timeout-before": {"kind": TIMEOUT_BEFORE, "delay": HELD},
+    "timeout-after": {"kind": TIMEOUT_AFTER, "delay": HELD},
+    "late": {"kind": LATE, "delay": HELD},
+}
+MODES = {"first": 1, "every": EVERY_ATTEMPT}
+# prod adopts a number the account owns and keeps it; dev searches, buys and releases on destroy.
+STACKS = {
+    "prod": {"selection": {"mode": "number", "number": OWNED_NUMBER}, "release": False},
+    "dev": {"selection": {"mode": "search", "country": "US", "area_code": "415"}, "release": True},
+}
+COMMANDS = ("up-create", "up-prompt", "refresh", "destroy")
+
+
+@pytest.fixture(autouse=True)
+def fast_client(monkeypatch):
+    monkeypatch.setenv(TIMEOUT_VARIABLE, str(CLIENT_TIMEOUT))
+    monkeypatch.setenv(BACKOFF_VARIABLE, "0.05")
+    for variable in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET"):
+        monkeypatch.delenv(variable, raising=False)
+
+
+def new_fake(monkeypatch, stack: str) -> TwilioFake:
+    fake = TwilioFake().start()
+    fake.available["US"] = ["+14155550100", "+14155550101", "+14155550102"]
+    if stack == "prod":
+        fake.own_number(OWNED_NUMBER, voice_url=OWNED_VOICE_URL, voice_application_sid=OWNED_APPLICATION)
+    monkeypatch.setenv(BASE_URL_VARIABLE, fake.base_url)
+    return fake
+
+
+def prepared(monkeypatch, stack: str, command: str) -> tuple[TwilioFake, Line]:
+    """A fake and a line in the state the command starts from."""
+    fake = new_fake(monkeypatch, stack)
+    line = Line(stack, **STACKS[stack])
+    if command != "up-create":
+        line.up()
+    if command == "up-prompt":
+        line.prompts = {"goodbye": "Thank you for calling. Goodbye."}
+    return fake, line
+
+
+def run(line: Line, command: str) -> None:
+    {"up-create": line.up, "up-prompt": line.up, "refresh": line.refresh, "destroy": line.destroy}[command]()
+
+
+def calls_of(monkeypatch, stack: str, command: str) -> list[tuple[str, str]]:
+    fake, line = prepared(monkeypatch, stack, command)
+    try:
+        before = len(fake.calls)
+        run(line, command)
+        return [(call.method, call.path) for call in fake.calls[before:]]
+    finally:
+        fake.stop()
+
+
+def assert_one_clean_line(error: Exception) -> None:
+    assert isinstance(error, ProviderError), f"not a one-line provider error: {type(error).__name__}: {error}"
+    text = str(error)
+    assert "\n" not in text and len(text) <= MAX_MESSAGE, text
+    for secret in (*TEST_PINS, AUTH_TOKEN):
+        assert secret not in text
+
+
+def one_case(monkeypatch, stack: str, command: str, call_index: int, calls: list[tuple[str, str]],
+             fault: str, mode: str) -> str:
+    fake, line = prepared(monkeypatch, stack, command)
+    try:
+        method, path = calls[call_index]
+        earlier = calls[:call_index].count((method, path))
+        fake.fail(method, "^" + re.escape(path) + "$", skip=earlier, times=MODES[mode], **FAULTS[fault])
+        outcome = "ok"
+        try:
+            run(line, command)
+        except Exception as error:  # every failure must be a clean line; which one is the point of the test
+            assert_one_clean_line(error)
+            outcome = "err"
+        fake.faults.clear()
+        run(line, command)  # the operator runs it again
+        line.up()
+        writes = len(fake.writes())
+        line.up()
+        assert len(fake.writes()) == writes, "a second up after recovery must change nothing"
+        line.destroy()
+        assert_end_state(fake, stack, line)
+        return outcome
+    finally:
+        fake.stop()
+
+
+def assert_end_state(fake: TwilioFake, stack: str, line: Line) -> None:
+    assert fake.purchases_while_holding_one == [], "a second number was bought while the stack held one"
+    if stack == "prod":
+        assert fake.purchases == [], "prod adopts the number the account owns"
+    assert fake.flows == {}, "a flow was left outside the state"
+    if stack == "prod":
+        (number,) = fake.numbers.values()
+        assert number["phone_number"] == OWNED_NUMBER, "an adopted number is never released"
+        restored = (number["voice_url"], number["voice_application_sid"]) == (OWNED_VOICE_URL, OWNED_APPLICATION)
+        # Where Twilio itself said the number and the binding were gone, the old settings cannot be known:
+        # then the webhook is cleared (never left on a deleted flow), after a warning.
+        cleared = number["voice_url"] is None and line.warned_voice_unknown
+        assert restored or cleared, f"voice settings after destroy: {number['voice_url']}"
+    else:
+        assert fake.numbers == {}, "dev releases the number it bought (releaseNumberOnDestroy: true)"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_call_and_fault_recovers_to_the_same_end(monkeypatch, stack, command):
+    calls = calls_of(monkeypatch, stack, command)
+    assert calls, f"{command} makes Twilio calls"
+    for index, (method, path) in enumerate(calls):
+        row = {}
+        for fault in FAULTS:
+            outcomes = []
+            for mode in MODES:
+                try:
+                    outcomes.append(one_case(monkeypatch, stack, command, index, calls, fault, mode))
+                except AssertionError as failure:
+                    raise AssertionError(f"{stack} {command}, {method} {path}, {fault} at {mode} attempt: "
+                                         f"{failure}") from None
+            row[fault] = "/".join(outcomes)
+        fault_matrix_report.append((f"{stack} {command}", f"{method} {shorten(path)}", row))
+
+
+def shorten(path: str) -> str:
+    return re.sub(r"(AC|FW|PN)[0-9a-f]{32}", r"\1…", path).replace("/2010-04-01/Accounts/AC…", "")
