@@ -1,6 +1,7 @@
 """The callmask Pulumi program: stack config -> typed settings -> the dial-out line -> stack outputs."""
 
 import pulumi
+from callmask.flow_gate import FlowRefused
 from callmask.flow_template import TemplateError, load_template
 from callmask.line import DialOutLine
 from callmask.settings import SettingsError, parse_settings
@@ -10,7 +11,7 @@ try:
     settings = parse_settings(from_engine())
     template = load_template()
     line = DialOutLine("line", stack=pulumi.get_stack(), settings=settings, template=template)
-except (SettingsError, TemplateError) as error:
+except (SettingsError, TemplateError, FlowRefused) as error:
     raise pulumi.RunError(str(error)) from None
 
 pulumi.export("flowSid", line.flow_sid)

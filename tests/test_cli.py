@@ -190,3 +190,18 @@ def test_diff_of_two_templates_rendered_for_a_stack(capsys, tmp_path):
     changed.write_text(json.dumps(template))
     code, out, _ = run(capsys, "diff", "--stack", "prod", str(PROJECT_DIR / "flow" / "conference.json"), str(changed))
     assert code == 0 and "`gather_pin` timeout: 20 → 10" in out
+
+
+def test_validate_a_stack_runs_the_deploy_gate(capsys, tmp_path):
+    """A PIN typed into a prompt is refused by `callmask validate --stack` as by `pulumi up`, masked."""
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    shutil.copytree(PROJECT_DIR / "flow", tmp_path / "flow")
+    dev = tmp_path / "Pulumi.dev.yaml"
+    dev.write_text(dev.read_text().replace("Enter your PIN, then press pound.", f"Your PIN is {TEST_PINS[0]}."))
+    code, out, err = run(capsys, "validate", "--stack", "dev", "--pins", ",".join(TEST_PINS),
+                         "--project-dir", str(tmp_path))
+    assert code == 1
+    assert out.splitlines()[0] == ("callmask:prompts.greeting: contains one of the PINs, and this value is not "
+                                   "secret (it shows in previews and the state); keep PINs only in callmask:pins")
+    assert TEST_PINS[0] not in out + err

@@ -153,6 +153,15 @@ def test_a_bad_config_value_is_one_clear_error_and_creates_nothing(tmp_path, fak
     assert fake.calls == [] and fake.flows == {} and fake.numbers == {}
     assert_no_secret(failed.output, "the error output")
 
+    # A PIN typed into a prompt would land in the non-secret `values` input: the gate stops it first.
+    line.run("config", "set", "callmask:dialTimeout", "30")
+    line.run("config", "set", "--path", "callmask:prompts.goodbye", f"Your PIN {TEST_PINS[1]} worked.")
+    refused = line.run("preview", check=False)
+    assert refused.exit_code != 0
+    assert "callmask:prompts.goodbye: contains one of the PINs" in refused.output
+    assert "Traceback" not in refused.output and fake.calls == []
+    assert_no_secret(refused.output, "the gate's error output")
+
 
 def test_the_command_reads_stack_files_as_the_engine_does(tmp_path, fake):
     """The values the program gets from the engine and those `callmask` reads from the same files give

@@ -110,6 +110,13 @@ def test_no_pin_outside_the_pin_condition():
     assert "say_goodbye: a PIN appears outside the PIN condition" in problems_after(leak)
 
 
+def test_nothing_but_the_pin_check_reads_the_pin_back():
+    def read_back(d):
+        widget(d, "connect_call")["properties"]["caller_id"] = "+{{widgets.gather_pin.Digits}}"
+    assert problems_after(read_back) == [
+        "connect_call: reads the PIN gather widgets.gather_pin (the caller's PIN)"]
+
+
 def test_not_a_definition():
     assert [p.what for p in validate([])] == ["not a Studio definition (no `states` list)"]
 

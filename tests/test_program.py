@@ -131,6 +131,11 @@ BAD_CONFIG = [
     ({"phoneNumber": {"search": {"country": "US", "near": "x"}}}, "callmask:phoneNumber.search.near: unknown key"),
     ({"releaseNumberOnDestroy": "yes"}, "callmask:releaseNumberOnDestroy: expected true or false"),
     ({"greeting": "Hi"}, "callmask:greeting: unknown key"),
+    # The gate: no PIN in a non-secret value, nothing reads the PIN back.
+    ({"prompts": {"goodbye": "Your PIN 24681357 worked."}}, "callmask:prompts.goodbye: contains one of the PINs"),
+    ({"callerId": "+12468135799"}, "callmask:callerId: contains one of the PINs"),
+    ({"prompts": {"goodbye": "You entered {{widgets.gather_pin.Digits}}."}},
+     "say_goodbye: reads the PIN gather widgets.gather_pin (the caller's PIN)"),
 ]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from callmask import call_simulation, flow_diagram, flow_diff, flow_validation
+from callmask.flow_gate import gate_problems, mask_pins
 from callmask.flow_graph import FlowGraph
 from callmask.flow_template import (
     DEFAULT_FLOW_FILE,
@@ -42,6 +43,7 @@ class LoadedFlow:
     pin_length: int | None = None
     line_number: str = call_simulation.DEFAULT_LINE_NUMBER
     pins: list[str] = field(default_factory=list)
+    gate: list[str] | None = None  # for a stack: what the deploy's gate says (None for a flow file)
 
 
 def placeholder_pins(length: int) -> list[str]:
@@ -68,10 +70,12 @@ def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PR
     values["pins"] = chosen_pins(args, length)
     settings = parse_settings(values)
     template_path = template_file or project_dir / DEFAULT_FLOW_FILE.relative_to(PROJECT_DIR)
-    definition = render_flow(load_template(template_path), settings.flow_values(), settings.pins)
+    template = load_template(template_path)
+    definition = render_flow(template, settings.flow_values(), settings.pins)
     line_number = settings.phone_number.number or call_simulation.DEFAULT_LINE_NUMBER
-    return LoadedFlow(definition, f"{template_path.name} for stack {stack}", settings.pin_length, line_number,
-                      list(settings.pins))
+    source = f"{template_path.name} for stack {stack}"
+    return LoadedFlow(definition, source, settings.pin_length, line_number, list(settings.pins),
+                      gate_problems(settings, template, source))
 
 
 def load_file_flow(path: Path, allow_template: bool = False) -> LoadedFlow:
@@ -93,11 +97,7 @@ def load_flow(args: argparse.Namespace) -> LoadedFlow:
 
 
 def mask(text: str, pins: list[str], reveal: bool) -> str:
-    if reveal:
-        return text
-    for pin in sorted(set(pins), key=len, reverse=True):
-        text = text.replace(pin, "*" * len(pin))
-    return text
+    return text if reveal else mask_pins(text, pins)
 
 
 # ---- subcommands ----
@@ -109,10 +109,12 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """For a stack, the same gate `pulumi up` passes; for a file, the flow checks."""
     flow = load_flow(args)
-    problems = flow_validation.validate(flow.definition, flow.pin_length)
+    problems = flow.gate if flow.gate is not None else [
+        problem.line(flow.source) for problem in flow_validation.validate(flow.definition, flow.pin_length)]
     for problem in problems:
-        print(mask(problem.line(flow.source), flow.pins, args.reveal))
+        print(mask(problem, flow.pins, args.reveal))
     if not problems:
         print(f"{flow.source}: sound ({len(flow.definition['states'])} widgets)")
     return 1 if problems else 0

@@ -58,7 +58,8 @@ def validate(definition: Any, pin_length: int | None = None) -> list[Problem]:
     if shape := shape_problems(definition):
         return shape
     graph = FlowGraph(definition)
-    checks = (_structure, _vocabulary, _liquid_references, _pin_gather, _call_path_security, _pin_literals)
+    checks = (_structure, _vocabulary, _liquid_references, _pin_gather, _call_path_security, _pin_literals,
+              _pin_readback)
     problems = [problem for check in checks for problem in check(graph, pin_length)]
     return problems
 
@@ -184,3 +185,16 @@ def _pin_literals(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
         if any(pin in text for text in strings_in(state) for pin in pins):
             yield Problem(str(state.get("name")), "a PIN appears outside the PIN condition",
                           "keep PINs only in the PIN check's condition value")
+
+
+def _pin_readback(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    """Only the PIN check may read what the caller keyed at the PIN gather: anything else would speak it,
+    send it or pass it on (and Studio would keep it in more places)."""
+    gathers = {graph.digits_source(check) for check in graph.pin_checks} - {None}
+    for state in graph.states:
+        if state in graph.pin_checks:
+            continue
+        read = sorted(gathers & {m for text in strings_in(state) for m in WIDGET_REFERENCE.findall(text)})
+        for gather in read:
+            yield Problem(str(state.get("name")), f"reads the PIN gather widgets.{gather} (the caller's PIN)",
+                          f"refer to widgets.{gather} only in the PIN check")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from callmask.flow_gate import check_flow
 from callmask.flow_template import PINS, canonical_json, check_values
 from callmask.providers.phone_number import PhoneNumber
 from callmask.providers.studio_flow import StudioFlow
@@ -20,7 +21,9 @@ class DialOutLine(pulumi.ComponentResource):
     def __init__(self, name: str, *, stack: str, settings: LineSettings, template: dict,
                  opts: pulumi.ResourceOptions | None = None):
         values = settings.flow_values()
-        check_values(template, set(values) | {PINS})  # before anything is registered
+        # Before anything is registered: the placeholders match, and the flow passes the gate.
+        check_values(template, set(values) | {PINS})
+        check_flow(settings, template, "flow/conference.json")
         super().__init__("callmask:index:DialOutLine", name, None, opts)
         friendly_name = f"callmask-{stack}"
         child = pulumi.ResourceOptions(parent=self)

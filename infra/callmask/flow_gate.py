@@ -1,0 +1,41 @@
+"""The one gate a stack's flow passes before `pulumi up` registers anything, and that `callmask validate
+--stack` runs too: no PIN in a non-secret value, and every check of `flow_validation` on the rendered
+flow (the dial-out rules, PINs only in the PIN check, nothing that reads the PIN back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callmask.flow_template import render_flow
+from callmask.flow_validation import validate
+from callmask.settings import LineSettings
+
+
+class FlowRefused(ValueError):
+    """The stack's flow failed the gate; the message has one line per problem, PINs masked."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("The flow cannot be deployed:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def mask_pins(text: str, pins: tuple[str, ...] | list[str]) -> str:
+    for pin in sorted(set(pins), key=len, reverse=True):
+        text = text.replace(pin, "*" * len(pin))
+    return text
+
+
+def gate_problems(settings: LineSettings, template: dict[str, Any], source: str) -> list[str]:
+    """Every reason the stack's flow must not be deployed, PINs masked; empty when it may be."""
+    problems = [f"callmask:{key}: contains one of the PINs, and this value is not secret (it shows in previews "
+                "and the state); keep PINs only in callmask:pins"
+                for key, value in settings.flow_values().items()
+                if isinstance(value, str) and any(pin in value for pin in settings.pins)]
+    definition = render_flow(template, settings.flow_values(), settings.pins)
+    problems += [problem.line(source) for problem in validate(definition, settings.pin_length)]
+    return [mask_pins(problem, settings.pins) for problem in problems]
+
+
+def check_flow(settings: LineSettings, template: dict[str, Any], source: str) -> None:
+    if problems := gate_problems(settings, template, source):
+        raise FlowRefused(problems)
