@@ -7,7 +7,9 @@ import re
 import pytest
 from callmask.call_simulation import MAX_STEPS, CallSimulator, gather
 from callmask.flow_template import load_template, render_flow
-from callmask.settings import number_pattern, parse_settings
+import phonenumbers
+from callmask.destinations import NUMBER_TYPES, number_pattern
+from callmask.settings import parse_settings
 from callmask.stack_config import from_files, stack_names
 from conftest import TEST_PINS
 from flow_fixtures import rendered
@@ -57,6 +59,26 @@ class TestCommittedStacks:
         assert during_call.steps[-1].widget == "say_goodbye"
 
 
+TOLL_FRAUD = {
+    "18765230123": "Jamaica, inside +1", "18092345678": "the Dominican Republic, inside +1",
+    "14412345678": "Bermuda, inside +1", "19002345678": "US premium rate", "18002345678": "US toll-free",
+    "449091234567": "UK premium rate", "447012345678": "UK personal number", "448431234567": "UK shared cost",
+    "882161234567": "an international network",
+}
+
+
+@pytest.mark.parametrize("keyed, what", TOLL_FRAUD.items(), ids=list(TOLL_FRAUD.values()))
+def test_toll_fraud_destinations_are_refused_on_both_lines(keyed, what):
+    for stack in ("dev", "prod"):
+        assert simulator(stack).run([f"{PIN}#", keyed + "#"]).outcome == "rejected_number", (stack, what)
+
+
+def test_ordinary_numbers_of_the_allowed_countries_connect():
+    for keyed in ("14155550123", "12125551234", "16135550123", "442079460000", "447400123456"):
+        assert simulator("prod").run([f"{PIN}#", keyed + "#"]).outcome == "connected", keyed
+    assert simulator("dev").run([f"{PIN}#", "16135550123#"]).outcome == "rejected_number", "dev allows only US"
+
+
 def test_prod_allows_uk_numbers_and_dev_does_not():
     assert simulator("prod").run([f"{PIN}#", "442079460000#"]).outcome == "connected"
     assert simulator("dev").run([f"{PIN}#", "442079460000#"]).outcome == "rejected_number"
@@ -96,7 +118,15 @@ def test_a_looping_flow_is_reported():
 
 digits = st.text(alphabet="0123456789", min_size=0, max_size=16)
 keys = st.text(alphabet="0123456789#*", min_size=0, max_size=18)
-country_code = st.sampled_from(["1", "44", "33", "49", "61", "81", "353", "91"])
+country = st.sampled_from(["US", "CA", "GB", "FR", "DE", "AU", "JP", "IE", "IN", "JM", "DO"])
+number_types = st.lists(st.sampled_from(list(NUMBER_TYPES)), min_size=1, max_size=3, unique=True)
+PHONE_TYPES = {"fixedLine": phonenumbers.PhoneNumberType.FIXED_LINE, "mobile": phonenumbers.PhoneNumberType.MOBILE,
+               "tollFree": phonenumbers.PhoneNumberType.TOLL_FREE,
+               "premiumRate": phonenumbers.PhoneNumberType.PREMIUM_RATE,
+               "sharedCost": phonenumbers.PhoneNumberType.SHARED_COST, "voip": phonenumbers.PhoneNumberType.VOIP,
+               "personalNumber": phonenumbers.PhoneNumberType.PERSONAL_NUMBER,
+               "pager": phonenumbers.PhoneNumberType.PAGER, "uan": phonenumbers.PhoneNumberType.UAN,
+               "voicemail": phonenumbers.PhoneNumberType.VOICEMAIL}
 
 
 @st.composite
@@ -105,8 +135,8 @@ def line_configs(draw):
     pin = st.text(alphabet="0123456789", min_size=length, max_size=length).filter(
         lambda p: len(set(p)) > 2 and not _is_run(p))
     pins = draw(st.lists(pin, min_size=1, max_size=3, unique=True))
-    codes = draw(st.lists(country_code, min_size=1, max_size=3, unique=True))
-    return length, pins, codes
+    countries = draw(st.lists(country, min_size=1, max_size=3, unique=True))
+    return length, pins, countries, draw(number_types)
 
 
 def _is_run(pin: str) -> bool:
@@ -114,9 +144,9 @@ def _is_run(pin: str) -> bool:
     return steps in ({1}, {-1})
 
 
-def simulator_for(length: int, pins: list[str], codes: list[str]) -> CallSimulator:
+def simulator_for(length: int, pins: list[str], countries: list[str], types: list[str]) -> CallSimulator:
     values, _ = from_files("dev")
-    values.update(pinLength=length, pins=pins, allowedCountryCodes=codes)
+    values.update(pinLength=length, pins=pins, allowedCountries=countries, allowedNumberTypes=types)
     settings_ = parse_settings(values)
     return CallSimulator(render_flow(load_template(), settings_.flow_values(), settings_.pins))
 
@@ -125,10 +155,10 @@ def simulator_for(length: int, pins: list[str], codes: list[str]) -> CallSimulat
 @given(config=line_configs(), presses=st.lists(keys, max_size=4), use_real_pin=st.booleans(),
        number=digits, hangup=st.booleans())
 def test_a_call_connects_only_with_a_configured_pin_and_an_allowed_number(config, presses, use_real_pin, number, hangup):
-    length, pins, codes = config
+    length, pins, countries, types = config
     if use_real_pin:
         presses = [pins[0] + "#", number + "#", *presses]
-    result = simulator_for(length, pins, codes).run(presses, hangup=hangup)
+    result = simulator_for(length, pins, countries, types).run(presses, hangup=hangup)
 
     assert len(result.steps) < MAX_STEPS and result.outcome in (
         "connected", "rejected_pin", "rejected_number", "no_input", "hangup")
@@ -139,9 +169,38 @@ def test_a_call_connects_only_with_a_configured_pin_and_an_allowed_number(config
         assert gathered[0] in pins, "dialing needs a configured PIN"
         dialed_digits = gathered[1].rstrip("*")
         assert dials == [{"to": "+" + dialed_digits, "caller_id": "+15005550006"}], "only the checked number is dialed"
-        assert re.fullmatch(number_pattern(tuple(codes)), gathered[1])
-        assert any(dialed_digits.startswith(code) for code in codes)
-        assert 8 <= len(dialed_digits) <= 15
+        assert re.fullmatch(number_pattern(tuple(countries), tuple(types)), gathered[1])
+        assert_allowed_destination("+" + dialed_digits, countries, types)
+
+
+def assert_allowed_destination(e164: str, countries: list[str], types: list[str]) -> None:
+    """libphonenumber's own reading of the dialed number: one of the allowed countries and types."""
+    parsed = phonenumbers.parse(e164)
+    assert any(phonenumbers.is_valid_number_for_region(parsed, country) for country in countries)
+    assert phonenumbers.number_type(parsed) in allowed_phone_types(types)
+
+
+def allowed_phone_types(types: list[str]) -> set[int]:
+    either = {phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE} if {"fixedLine", "mobile"} & set(types) else set()
+    return {PHONE_TYPES[kind] for kind in types} | either
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(countries=st.lists(country, min_size=1, max_size=3, unique=True), types=number_types,
+       destination=country, kind=st.sampled_from(list(NUMBER_TYPES)))
+def test_an_example_number_connects_exactly_when_its_country_and_type_are_allowed(countries, types, destination,
+                                                                                  kind):
+    example = phonenumbers.example_number_for_type(destination, PHONE_TYPES[kind])
+    if example is None:
+        return  # that country has no such range
+    digits_keyed = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)[1:]
+    result = simulator_for(8, TEST_PINS, countries, types).run([f"{PIN}#", digits_keyed + "#"])
+    # libphonenumber's own reading of the number is the oracle: within a shared calling code a number is
+    # valid for some countries only (+1 876 is Jamaica's; NANP toll-free is every NANP country's), and in
+    # NANP countries fixed-line and mobile ranges are one.
+    allowed = any(phonenumbers.is_valid_number_for_region(example, c) for c in countries) and \
+        phonenumbers.number_type(example) in allowed_phone_types(types)
+    assert (result.outcome == "connected") == allowed, (digits_keyed, kind)
 
 
 @settings(max_examples=100, deadline=None)

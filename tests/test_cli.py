@@ -121,7 +121,7 @@ def test_diff_of_two_files_reads_like_a_review(capsys, tmp_path):
     assert "`say_hold` (say-play)" in out and "`say_invalid_number` (say-play)" in out
     assert "`say_goodbye` say: “The call has ended. Goodbye.” → “See you soon.”" in out
     assert "`connect_call` hangup: → say_goodbye becomes → end" in out
-    assert "`check_number` “Allowed country code and E.164 length”: regex" in out
+    assert "`check_number` “Allowed: US: fixed line, mobile numbers”: regex" in out
     assert "**PINs:** 2 added, 1 removed (values not shown)" in out
     assert "**Layout:** 2 widget(s) moved on the canvas only" in out
     assert not any(pin in out for pin in [*TEST_PINS, "13572468", "97531864"])

@@ -31,8 +31,8 @@ from twilio_fake import (
     TwilioFake,
 )
 
-CLIENT_TIMEOUT = 0.2
-HELD = 0.35  # a held request outlasts the client's timeout
+CLIENT_TIMEOUT = 0.3
+HELD = 0.5  # a held request outlasts the client's timeout
 EVERY_ATTEMPT = 1000
 OWNED_NUMBER, OWNED_VOICE_URL, OWNED_APPLICATION = "+14155550142", "https://voice.example.com/ivr", "AP" + "b" * 32
 
@@ -121,8 +121,9 @@ def one_case(monkeypatch, stack: str, command: str, call_index: int, calls: list
         except Exception as error:  # every failure must be a clean line; which one is the point of the test
             assert_one_clean_line(error)
             outcome = "err"
+        fake.settle()
         fake.faults.clear()
-        run(line, command)  # the operator runs it again
+        run(line, command)  # the operator runs it again, once any late request has landed
         line.up()
         writes = len(fake.writes())
         line.up()

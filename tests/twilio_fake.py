@@ -138,6 +138,7 @@ class TwilioFake:
     faults: list[Fault] = field(default_factory=list)
     invalid_widget_types: set[str] = field(default_factory=set)
     echo_definition_in_errors: bool = False
+    in_flight: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -174,6 +175,21 @@ class TwilioFake:
 
     # ---- HTTP ----
     def wsgi(self, environ, start_response):
+        with self._lock:
+            self.in_flight += 1
+        try:
+            return self._answer(environ, start_response)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def settle(self, seconds: float = 10.0) -> None:
+        """Wait until no request is being held (an operator re-runs after late requests have landed)."""
+        deadline = time.monotonic() + seconds
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _answer(self, environ, start_response):
         request = Request(environ)
         host = STUDIO_HOST if request.path.startswith("/v2/") else API_HOST
         self._validate_request(request, host)

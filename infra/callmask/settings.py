@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from callmask import destinations
+
 NAMESPACE = "callmask"
 FLOW_OWN_NUMBER = "{{flow.channel.address}}"
 
@@ -20,7 +22,6 @@ E164 = re.compile(r"\+[1-9]\d{7,14}")
 PHONE_NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-COUNTRY_CODE = re.compile(r"[1-9]\d{0,2}")
 ISO_COUNTRY = re.compile(r"[A-Z]{2}")
 AREA_CODE = re.compile(r"\d{3}")
 CONTAINS = re.compile(r"[0-9A-Za-z*]{2,16}")
@@ -72,7 +73,8 @@ class LineSettings:
     gather_timeout: int
     dial_timeout: int
     prompts: Prompts
-    allowed_country_codes: tuple[str, ...]
+    allowed_countries: tuple[str, ...]
+    allowed_number_types: tuple[str, ...]
     caller_id: str
     phone_number: NumberSelection
     release_number_on_destroy: bool
@@ -86,7 +88,8 @@ class LineSettings:
             pinLength=self.pin_length,
             gatherTimeout=self.gather_timeout,
             dialTimeout=self.dial_timeout,
-            numberPattern=number_pattern(self.allowed_country_codes),
+            numberPattern=destinations.number_pattern(self.allowed_countries, self.allowed_number_types),
+            destinations=destinations.describe(self.allowed_countries, self.allowed_number_types),
             callerId=self.caller_id,
         )
         return values
@@ -102,21 +105,9 @@ class SettingsError(ValueError):
 
 KNOWN_KEYS = (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
-    "allowedCountryCodes", "callerId", "phoneNumber", "releaseNumberOnDestroy",
+    "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy",
 )
-
-
-def number_pattern(country_codes: tuple[str, ...]) -> str:
-    """A Studio `regex` (whole-input match) for dialable numbers: an allowed country code and an E.164
-    length. NANP (`1`) numbers must be 11 digits with a valid area code and exchange. A trailing `*`
-    is accepted because callers may end the number with `*` instead of `#`."""
-    alternatives = []
-    for code in country_codes:
-        if code == "1":
-            alternatives.append(r"1[2-9]\d{2}[2-9]\d{6}")
-        else:
-            alternatives.append(rf"{code}\d{{{8 - len(code)},{15 - len(code)}}}")
-    return "(?:" + "|".join(alternatives) + r")\*?"
+REPLACED_KEYS = ("allowedCountryCodes",)
 
 
 def parse_settings(raw: Mapping[str, Any]) -> LineSettings:
@@ -125,7 +116,7 @@ def parse_settings(raw: Mapping[str, Any]) -> LineSettings:
     Raises SettingsError listing every problem at once.
     """
     reader = _Reader(raw)
-    for key in sorted(set(raw) - set(KNOWN_KEYS)):
+    for key in sorted(set(raw) - set(KNOWN_KEYS) - set(REPLACED_KEYS)):
         reader.problem(key, f"unknown key; expected one of {', '.join(KNOWN_KEYS)}")
     pin_length = reader.integer("pinLength", MIN_PIN_LENGTH, MAX_PIN_LENGTH)
     settings = LineSettings(
@@ -136,7 +127,8 @@ def parse_settings(raw: Mapping[str, Any]) -> LineSettings:
         gather_timeout=reader.integer("gatherTimeout", 1, 30) or 0,
         dial_timeout=reader.integer("dialTimeout", 5, 600) or 0,
         prompts=reader.prompts(),
-        allowed_country_codes=reader.country_codes(),
+        allowed_countries=reader.countries(),
+        allowed_number_types=reader.number_types(),
         caller_id=reader.caller_id(),
         phone_number=reader.phone_number(),
         release_number_on_destroy=reader.boolean("releaseNumberOnDestroy"),
@@ -233,24 +225,41 @@ class _Reader:
                 chosen[key] = text
         return Prompts(**chosen)
 
-    def country_codes(self) -> tuple[str, ...]:
-        value = _decode(self.present("allowedCountryCodes"), list)
+    def countries(self) -> tuple[str, ...]:
+        if "allowedCountryCodes" in self.raw:
+            codes = _decode(self.raw["allowedCountryCodes"], list)
+            suggestion = ", ".join(destinations.countries_for_codes(codes if isinstance(codes, list) else [])) or "US"
+            self.problem("allowedCountryCodes", "is replaced by allowedCountries, ISO countries (a calling code such as "
+                         f"1 is shared by 25 countries): set callmask:allowedCountries to [{suggestion}] (and every other "
+                         "country you mean) and remove allowedCountryCodes")
+        value = _decode(self.present("allowedCountries"), list)
         if value is None:
             return ()
         if not isinstance(value, list) or not value:
-            self.problem("allowedCountryCodes", 'expected a non-empty list of country calling codes, e.g. ["1", "44"]')
+            self.problem("allowedCountries", "expected a non-empty list of ISO countries, e.g. [US, CA]")
             return ()
-        codes = tuple(str(code) for code in value)
-        for code in codes:
-            if not COUNTRY_CODE.fullmatch(code):
-                self.problem("allowedCountryCodes", f"{code!r} is not a country calling code (1 to 3 digits, no leading 0)")
-        for code in codes:
-            for other in codes:
-                if code != other and other.startswith(code):
-                    self.problem("allowedCountryCodes", f"{other!r} is already covered by {code!r}; list only one of them")
-        if len(set(codes)) != len(codes):
-            self.problem("allowedCountryCodes", "lists a country code more than once")
-        return codes
+        for country in value:
+            if not isinstance(country, str):
+                self.problem("allowedCountries", f"{country!r} is not text: quote every country, e.g. [\"US\", \"NO\"] "
+                             "(YAML reads a bare NO as false)")
+            elif not destinations.is_country(country):
+                self.problem("allowedCountries", f"{country!r} is not an ISO 3166 country code, e.g. US, GB")
+        if len(set(map(str, value))) != len(value):
+            self.problem("allowedCountries", "lists a country more than once")
+        return tuple(country for country in value if destinations.is_country(country))
+
+    def number_types(self) -> tuple[str, ...]:
+        value = _decode(self.present("allowedNumberTypes"), list)
+        if value is None:
+            return ()
+        known = ", ".join(destinations.NUMBER_TYPES)
+        if not isinstance(value, list) or not value:
+            self.problem("allowedNumberTypes", f"expected a non-empty list of number types from {known}")
+            return ()
+        for kind in value:
+            if kind not in destinations.NUMBER_TYPES:
+                self.problem("allowedNumberTypes", f"{kind!r} is not a number type; expected some of {known}")
+        return tuple(dict.fromkeys(kind for kind in value if kind in destinations.NUMBER_TYPES))
 
     def caller_id(self) -> str:
         value = self.raw.get("callerId") or ""
