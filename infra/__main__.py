@@ -8,7 +8,7 @@ from callmask.settings import SettingsError, parse_settings
 from callmask.stack_config import from_engine
 
 try:
-    settings = parse_settings(from_engine())
+    settings = parse_settings(*from_engine())
     template = load_template()
     line = DialOutLine("line", stack=pulumi.get_stack(), settings=settings, template=template)
 except (SettingsError, TemplateError, FlowRefused) as error:

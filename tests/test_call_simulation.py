@@ -48,7 +48,8 @@ class TestCommittedStacks:
 
     def test_busy_callee_still_ends_with_goodbye(self, stack):
         result = simulator(stack).run([f"{PIN}#", "14155550123#"], dial_status="busy")
-        assert result.outcome == "connected" and result.steps[-1].widget == "say_goodbye"
+        assert result.outcome == "callee_busy" and result.dialed == "+14155550123"
+        assert result.steps[-1].widget == "say_goodbye"
         assert next(s for s in result.steps if s.dial).event == "callCompleted"
 
     def test_caller_hangs_up(self, stack):

@@ -205,3 +205,37 @@ def test_validate_a_stack_runs_the_deploy_gate(capsys, tmp_path):
     assert out.splitlines()[0] == ("callmask:prompts.greeting: contains one of the PINs, and this value is not "
                                    "secret (it shows in previews and the state); keep PINs only in callmask:pins")
     assert TEST_PINS[0] not in out + err
+
+
+def test_version_and_help_for_every_option(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("callmask 0.1.0")
+    for subcommand in ("render", "validate", "simulate", "diagram", "diff"):
+        with pytest.raises(SystemExit):
+            main([subcommand, "--help"])
+        text = capsys.readouterr().out
+        options = [word for word in text.split() if word.startswith("--") and word not in ("--help", "--project-dir")]
+        for option in set(options):
+            assert f"{option} " in text or f"{option}\n" in text, option
+        assert "  --dial-status" not in text or "what the dialed party does" in text
+
+
+def test_dial_status_drives_the_outcome_in_the_transcript(capsys):
+    code, out, _ = run(capsys, "simulate", "--stack", "dev", "--pins", PINS_ARG, "--press", f"{TEST_PINS[0]}#",
+                       "--press", "14155550123#", "--dial-status", "busy")
+    assert code == 0 and "(callee busy) -> callCompleted" in out and out.strip().endswith("outcome: callee_busy (dialed +14155550123)")
+
+
+def test_outside_a_project_the_command_says_so(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "validate", "--stack", "dev")
+    assert code == 1 and err.strip() == (f"callmask: error: no Pulumi.yaml in {tmp_path} or any folder above it: run "
+                                         "callmask inside the project (or give a rendered flow FILE instead of --stack)")
+
+
+def test_a_closed_pipe_ends_quietly():
+    # `true` reads nothing and exits at once, so the command writes into a closed pipe.
+    done = subprocess.run(f"{sys.executable} -m callmask render --stack dev --pins {PINS_ARG} | true", shell=True,
+                          cwd=PROJECT_DIR, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == ""

@@ -162,6 +162,13 @@ def test_a_bad_config_value_is_one_clear_error_and_creates_nothing(tmp_path, fak
     assert "Traceback" not in refused.output and fake.calls == []
     assert_no_secret(refused.output, "the gate's error output")
 
+    # A misspelled namespace, which Pulumi itself ignores, is named.
+    line.run("config", "set", "--path", "callmask:prompts.goodbye", "Goodbye.")
+    line.run("config", "set", "callmsk:dialTimeout", "20")
+    misspelled = line.run("preview", check=False)
+    assert "callmsk:dialTimeout: unknown namespace 'callmsk'; did you mean callmask:dialTimeout?" in misspelled.output
+    assert misspelled.exit_code != 0 and fake.calls == []
+
 
 def test_the_command_reads_stack_files_as_the_engine_does(tmp_path, fake):
     """The values the program gets from the engine and those `callmask` reads from the same files give

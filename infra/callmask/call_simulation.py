@@ -11,7 +11,6 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from liquid import Environment
 
 from callmask.flow_graph import FlowGraph, split_list
 
@@ -83,7 +82,7 @@ class CallSimulator:
     def __init__(self, definition: dict[str, Any], line_number: str = DEFAULT_LINE_NUMBER):
         self.graph = FlowGraph(definition)
         self.line_number = line_number
-        self.liquid = Environment()
+        self.liquid = None  # python-liquid loads on the first template: validate and diagram never need it
         self.templates: dict[str, Any] = {}
         self.pin_checks = {s["name"] for s in self.graph.pin_checks}
         self.number_checks = {s["name"] for s in self.graph.number_checks}
@@ -93,6 +92,9 @@ class CallSimulator:
         if "{" not in text:
             return text
         if text not in self.templates:
+            if self.liquid is None:
+                from liquid import Environment
+                self.liquid = Environment()
             self.templates[text] = self.liquid.from_string(text)
         return self.templates[text].render(**context)
 
@@ -148,7 +150,9 @@ class CallSimulator:
             step.dial = {"to": to, "caller_id": caller_id}
             context["widgets"][name] = {"DialCallStatus": dial_status}
             step.event = "hangup" if hangup else "callCompleted"
-            result.outcome, result.dialed = "connected", to
+            # Twilio ends the dial with callCompleted whatever the callee did; DialCallStatus tells.
+            answered = dial_status in ("completed", "answered")
+            result.outcome, result.dialed = "connected" if answered else f"callee_{dial_status}", to
         else:
             raise SimulationError(f"widget {name}: type {kind!r} is not simulated")
         return step

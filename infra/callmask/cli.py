@@ -13,11 +13,12 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
 from callmask import call_simulation, flow_diagram, flow_diff, flow_validation
-from callmask.flow_gate import gate_problems, mask_pins
+from callmask.flow_gate import FlowRefused, gate_problems, mask_pins
 from callmask.flow_graph import FlowGraph
 from callmask.flow_template import (
     DEFAULT_FLOW_FILE,
@@ -65,10 +66,10 @@ def chosen_pins(args: argparse.Namespace, pin_length: int) -> list[str]:
 def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PROJECT_DIR,
                     template_file: Path | None = None) -> LoadedFlow:
     """The exact definition `pulumi up` would deploy for a stack (same settings and renderer)."""
-    values, _ = from_files(stack, project_dir)
-    length = values.get("pinLength") if isinstance(values.get("pinLength"), int) else 8
-    values["pins"] = chosen_pins(args, length)
-    settings = parse_settings(values)
+    values, others = from_files(stack, project_dir)
+    length = str(values.get("pinLength"))
+    values["pins"] = chosen_pins(args, int(length) if length.isascii() and length.isdigit() and len(length) < 3 else 8)
+    settings = parse_settings(values, others)
     template_path = template_file or project_dir / DEFAULT_FLOW_FILE.relative_to(PROJECT_DIR)
     template = load_template(template_path)
     definition = render_flow(template, settings.flow_values(), settings.pins)
@@ -139,7 +140,8 @@ def transcript(result: call_simulation.CallResult) -> str:
             pressed = step.digits or "nothing"
             lines.append(f"{prefix} gathered: {pressed} -> {step.event}")
         elif step.dial:
-            lines.append(f"{prefix} dials {step.dial['to']} with caller ID {step.dial['caller_id']} -> {step.event}")
+            callee = "" if result.outcome in ("connected", "hangup") else f" ({result.outcome.replace('_', ' ')})"
+            lines.append(f"{prefix} dials {step.dial['to']} with caller ID {step.dial['caller_id']}{callee} -> {step.event}")
         elif step.type == "split-based-on":
             lines.append(f"{prefix} branch: {step.event}")
         elif step.event is None:
@@ -226,11 +228,12 @@ def encrypted_pins(project_dir: Path, stack: str) -> Any:
 # ---- entry point ----
 
 def project_dir_of(start: Path) -> Path:
-    """The project the command runs in: the nearest folder with a Pulumi.yaml, else this checkout."""
+    """The project the command runs in: the nearest folder with a Pulumi.yaml, as `pulumi` finds it."""
     for folder in (start, *start.parents):
         if (folder / "Pulumi.yaml").exists():
             return folder
-    return PROJECT_DIR
+    raise CommandError(f"no Pulumi.yaml in {start} or any folder above it: run callmask inside the project "
+                       "(or give a rendered flow FILE instead of --stack)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -238,9 +241,10 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--stack", help="stack name: reads Pulumi.NAME.yaml with the defaults in Pulumi.yaml")
     common.add_argument("--pins", help=f"comma-separated PINs to render with (or set {PINS_VARIABLE})")
     common.add_argument("--reveal", action="store_true", help="print PIN values instead of masking them")
-    common.add_argument("--project-dir", type=Path, default=project_dir_of(Path.cwd()), help=argparse.SUPPRESS)
+    common.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
     top = argparse.ArgumentParser(prog="callmask", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"callmask {package_version('callmask')}")
     commands = top.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", parents=[common], help="print the Studio definition a stack deploys")
     validate = commands.add_parser("validate", parents=[common], help="check a flow; exit 1 with one line per problem")
@@ -250,13 +254,16 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("file", nargs="?", help="a rendered flow definition (or, with --stack, a template)")
     simulate.add_argument("--press", action="append", metavar="KEYS",
                           help="what the caller presses at the next gather, e.g. 24681357# (repeat per gather)")
-    simulate.add_argument("--dial-status", default="completed", choices=call_simulation.DIAL_STATUSES)
+    simulate.add_argument("--dial-status", default="completed", choices=call_simulation.DIAL_STATUSES,
+                          help="what the dialed party does (Twilio's DialCallStatus): completed (answered, the "
+                               "default), busy, no-answer, failed or canceled; the outcome says which")
     simulate.add_argument("--hangup", action="store_true",
                           help="the caller hangs up instead of waiting once the presses run out")
     simulate.add_argument("--json", action="store_true", help="machine-readable steps and outcome")
-    diagram.add_argument("--format", choices=("mermaid", "svg"), default="mermaid")
+    diagram.add_argument("--format", choices=("mermaid", "svg"), default="mermaid",
+                         help="Mermaid text (renders in GitHub Markdown, the default) or an SVG picture")
     diff = commands.add_parser("diff", parents=[common], help="Markdown review of a flow change")
-    diff.add_argument("files", nargs="*", metavar="OLD NEW")
+    diff.add_argument("files", nargs="*", metavar="OLD NEW", help="two flow files (or, with --stack, templates)")
     diff.add_argument("--base", metavar="GIT_REF", help="compare flow/ at GIT_REF with the working tree")
     return top
 
@@ -268,10 +275,16 @@ HANDLERS = {"render": cmd_render, "validate": cmd_validate, "simulate": cmd_simu
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.project_dir is None and (args.stack or getattr(args, "base", None)):
+            args.project_dir = project_dir_of(Path.cwd())
         return HANDLERS[args.command](args)
-    except (CommandError, SettingsError, TemplateError, StackFileError, call_simulation.SimulationError) as error:
+    except (CommandError, SettingsError, TemplateError, StackFileError, FlowRefused,
+            call_simulation.SimulationError) as error:
         print(f"callmask: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `callmask render | head`: the reader left, end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -30,8 +30,12 @@ def load_template(path: Path = DEFAULT_FLOW_FILE) -> dict[str, Any]:
         template = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise TemplateError(f"{path}: cannot read the flow file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise TemplateError(f"{path}: not UTF-8 text, so not a flow definition") from None
     except json.JSONDecodeError as error:
         raise TemplateError(f"{path}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}") from None
+    except RecursionError:
+        raise TemplateError(f"{path}: nested too deeply to be a flow definition") from None
     if not isinstance(template, dict) or not isinstance(template.get("states"), list):
         raise TemplateError(f"{path}: expected a Studio flow definition object with a `states` list")
     return template

@@ -7,9 +7,10 @@ never echo a PIN.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,6 +96,15 @@ class LineSettings:
         return values
 
 
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: short, one line (never used for PINs)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to print
+        return "a number of thousands of digits"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class SettingsError(ValueError):
     """One or more config values are wrong; the message has one line per problem."""
 
@@ -110,13 +120,33 @@ KNOWN_KEYS = (
 REPLACED_KEYS = ("allowedCountryCodes",)
 
 
-def parse_settings(raw: Mapping[str, Any]) -> LineSettings:
-    """Validate the `callmask` namespace (keys without the `callmask:` prefix) into LineSettings.
+TWILIO_KEYS = ("accountSid", "authToken", "apiKey", "apiSecret")
+NAMESPACES = (NAMESPACE, "twilio")
+
+
+def other_key_problems(keys: Iterable[object]) -> list[str]:
+    """The stack's keys outside `callmask:`: only the four `twilio:` credentials, and no namespace that
+    looks like a misspelling of `callmask` or `twilio` (Pulumi would silently ignore it)."""
+    problems = []
+    for key in keys:
+        namespace, _, name = str(key).partition(":")
+        if namespace == "twilio":
+            if name not in TWILIO_KEYS:
+                problems.append(f"{key}: unknown key; expected twilio:{', twilio:'.join(TWILIO_KEYS)}")
+        elif namespace not in NAMESPACES and (close := difflib.get_close_matches(namespace, NAMESPACES, 1, 0.7)):
+            problems.append(f"{key}: unknown namespace {shown(namespace)}; did you mean {close[0]}:{name}?")
+    return problems
+
+
+def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) -> LineSettings:
+    """Validate the `callmask` namespace (keys without the `callmask:` prefix) into LineSettings, and the
+    names of the stack's other keys.
 
     Raises SettingsError listing every problem at once.
     """
     reader = _Reader(raw)
-    for key in sorted(set(raw) - set(KNOWN_KEYS) - set(REPLACED_KEYS)):
+    reader.problems += other_key_problems(other_keys)
+    for key in sorted(map(str, set(raw) - set(KNOWN_KEYS) - set(REPLACED_KEYS))):
         reader.problem(key, f"unknown key; expected one of {', '.join(KNOWN_KEYS)}")
     pin_length = reader.integer("pinLength", MIN_PIN_LENGTH, MAX_PIN_LENGTH)
     settings = LineSettings(
@@ -143,7 +173,7 @@ def _decode(value: Any, kind: type) -> Any:
     if isinstance(value, str) and kind in (list, dict):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return value
     return value
 
@@ -166,10 +196,10 @@ class _Reader:
         value = self.present(key)
         if value is None:
             return None
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 10:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.problem(key, f"expected a whole number from {low} to {high}, got {value!r}")
+            self.problem(key, f"expected a whole number from {low} to {high}, got {shown(value)}")
             return None
         return value
 
@@ -179,7 +209,7 @@ class _Reader:
             return value == "true"
         if not isinstance(value, bool):
             if value is not None:
-                self.problem(key, f"expected true or false, got {value!r}")
+                self.problem(key, f"expected true or false, got {shown(value)}")
             return False
         return value
 
@@ -188,7 +218,7 @@ class _Reader:
         if value is None:
             return ""
         if not isinstance(value, str) or not pattern.fullmatch(value):
-            self.problem(key, f"expected {expected}, got {value!r}")
+            self.problem(key, f"expected {expected}, got {shown(value)}")
             return ""
         return value
 
@@ -199,14 +229,15 @@ class _Reader:
         if not isinstance(value, list) or not value:
             self.problem("pins", "expected a non-empty list of PINs (set them as secrets, see the README)")
             return ()
-        pins = tuple(str(pin) if isinstance(pin, int) and not isinstance(pin, bool) else pin for pin in value)
+        pins = tuple(value)
         for index, pin in enumerate(pins):
             reason = _pin_problem(pin, pin_length)
             if reason:
                 self.problem(f"pins[{index}]", reason)
-        if len(set(pins)) != len(pins):
+        texts = [pin for pin in pins if isinstance(pin, str)]
+        if len(set(texts)) != len(texts):
             self.problem("pins", "contains the same PIN more than once")
-        return pins
+        return tuple(texts)
 
     def prompts(self) -> Prompts:
         value = _decode(self.raw.get("prompts", {}), dict)
@@ -240,11 +271,11 @@ class _Reader:
             return ()
         for country in value:
             if not isinstance(country, str):
-                self.problem("allowedCountries", f"{country!r} is not text: quote every country, e.g. [\"US\", \"NO\"] "
+                self.problem("allowedCountries", f"{shown(country)} is not text: quote every country, e.g. [\"US\", \"NO\"] "
                              "(YAML reads a bare NO as false)")
             elif not destinations.is_country(country):
-                self.problem("allowedCountries", f"{country!r} is not an ISO 3166 country code, e.g. US, GB")
-        if len(set(map(str, value))) != len(value):
+                self.problem("allowedCountries", f"{shown(country)} is not an ISO 3166 country code, e.g. US, GB")
+        if len({shown(country) for country in value}) != len(value):
             self.problem("allowedCountries", "lists a country more than once")
         return tuple(country for country in value if destinations.is_country(country))
 
@@ -256,17 +287,18 @@ class _Reader:
         if not isinstance(value, list) or not value:
             self.problem("allowedNumberTypes", f"expected a non-empty list of number types from {known}")
             return ()
+        chosen = [kind for kind in value if isinstance(kind, str) and kind in destinations.NUMBER_TYPES]
         for kind in value:
-            if kind not in destinations.NUMBER_TYPES:
-                self.problem("allowedNumberTypes", f"{kind!r} is not a number type; expected some of {known}")
-        return tuple(dict.fromkeys(kind for kind in value if kind in destinations.NUMBER_TYPES))
+            if kind not in chosen:
+                self.problem("allowedNumberTypes", f"{shown(kind)} is not a number type; expected some of {known}")
+        return tuple(dict.fromkeys(chosen))
 
     def caller_id(self) -> str:
         value = self.raw.get("callerId") or ""
         if value == "":
             return FLOW_OWN_NUMBER
         if not isinstance(value, str) or not E164.fullmatch(value):
-            self.problem("callerId", f"expected an E.164 number such as +14155550123, or empty for the line's own number; got {value!r}")
+            self.problem("callerId", f"expected an E.164 number such as +14155550123, or empty for the line's own number; got {shown(value)}")
         return value
 
     def phone_number(self) -> NumberSelection:
@@ -280,11 +312,11 @@ class _Reader:
         mode = chosen[0]
         if mode == "number":
             if not isinstance(value["number"], str) or not E164.fullmatch(value["number"]):
-                self.problem("phoneNumber.number", f"expected an E.164 number such as +14155550123, got {value['number']!r}")
+                self.problem("phoneNumber.number", f"expected an E.164 number such as +14155550123, got {shown(value['number'])}")
             return NumberSelection(mode="number", number=value["number"])
         if mode == "sid":
             if not isinstance(value["sid"], str) or not PHONE_NUMBER_SID.fullmatch(value["sid"]):
-                self.problem("phoneNumber.sid", f"expected a phone number SID (PN followed by 32 hex digits), got {value['sid']!r}")
+                self.problem("phoneNumber.sid", f"expected a phone number SID (PN followed by 32 hex digits), got {shown(value['sid'])}")
             return NumberSelection(mode="sid", sid=value["sid"])
         return self.number_search(value["search"])
 
@@ -292,32 +324,39 @@ class _Reader:
         if not isinstance(search, dict):
             self.problem("phoneNumber.search", "expected an object {country, areaCode?, contains?}")
             return NumberSelection(mode="search")
-        for key in sorted(set(search) - {"country", "areaCode", "contains"}):
+        for key in sorted(map(str, set(search) - {"country", "areaCode", "contains"})):
             self.problem(f"phoneNumber.search.{key}", "unknown key; expected country, areaCode or contains")
         country = search.get("country")
         if not isinstance(country, str) or not ISO_COUNTRY.fullmatch(country):
-            self.problem("phoneNumber.search.country", f"expected an ISO 3166 country code such as US, got {country!r}")
+            self.problem("phoneNumber.search.country", f"expected an ISO 3166 country code such as US, got {shown(country)}")
         area_code = search.get("areaCode")
-        area_code = None if area_code is None else str(area_code)
-        if area_code is not None and not AREA_CODE.fullmatch(area_code):
-            self.problem("phoneNumber.search.areaCode", f"expected a 3-digit area code, got {area_code!r}")
+        if isinstance(area_code, (int, float)) and not isinstance(area_code, bool):
+            self.problem("phoneNumber.search.areaCode", f"is the number {area_code}, not text: quote it, e.g. "
+                         'areaCode: "0415" (YAML reads 0415 as the octal number 269)')
+            area_code = None
+        elif area_code is not None and (not isinstance(area_code, str) or not AREA_CODE.fullmatch(area_code)):
+            self.problem("phoneNumber.search.areaCode", f"expected a 3-digit area code as text, got {shown(area_code)}")
         contains = search.get("contains")
         if contains is not None and (not isinstance(contains, str) or not CONTAINS.fullmatch(contains)):
-            self.problem("phoneNumber.search.contains", f"expected 2 to 16 digits, letters or * wildcards, got {contains!r}")
+            self.problem("phoneNumber.search.contains", f"expected 2 to 16 digits, letters or * wildcards, got {shown(contains)}")
         return NumberSelection(mode="search", country=country, area_code=area_code, contains=contains)
 
 
 def _pin_problem(pin: Any, pin_length: int | None) -> str | None:
     """Why a PIN is refused, in words that never repeat the PIN."""
+    if isinstance(pin, int) and not isinstance(pin, bool):
+        return "is a number, not text: a PIN must be quoted (a YAML number loses leading zeros)"
     if not isinstance(pin, str) or not pin.isascii() or not pin.isdigit():
         return "a PIN must be a string of digits 0-9"
     if pin_length is not None and len(pin) != pin_length:
         return f"has {len(pin)} digits; every PIN must have exactly pinLength ({pin_length}) digits"
     if len(pin) < MIN_PIN_LENGTH:
         return f"has {len(pin)} digits; a PIN needs at least {MIN_PIN_LENGTH}"
-    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:])}
+    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
     if steps == {0}:
         return "is one digit repeated; choose a PIN that is hard to guess"
-    if steps in ({1}, {-1}):
-        return "is a run of ascending or descending digits; choose a PIN that is hard to guess"
+    if steps in ({1}, {9}):
+        return "is a run of ascending or descending digits (9 to 0 counts as a step); choose a PIN that is hard to guess"
+    if any(pin == (pin[:period] * len(pin))[:len(pin)] for period in range(2, len(pin) // 2 + 1)):
+        return "repeats a short pattern; choose a PIN that is hard to guess"
     return None

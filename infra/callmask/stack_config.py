@@ -6,28 +6,32 @@ the same defaults are read from Pulumi.yaml here, so both paths hand `parse_sett
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from callmask.settings import NAMESPACE
+from callmask.settings import NAMESPACE, shown
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PREFIX = f"{NAMESPACE}:"
+STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 class StackFileError(ValueError):
     pass
 
 
-def from_engine() -> dict[str, Any]:
-    """The `callmask:*` config of the running program, keys without the prefix (secrets in plaintext)."""
+def from_engine() -> tuple[dict[str, Any], list[str]]:
+    """The `callmask:*` config of the running program, keys without the prefix (secrets in plaintext),
+    and the stack's other keys."""
     # Imported here, so the `callmask` command starts without loading the Pulumi runtime.
     from pulumi.runtime import config as runtime_config
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return {key[len(PREFIX):]: value for key, value in merged.items() if key.startswith(PREFIX)}
+    values = {key[len(PREFIX):]: value for key, value in merged.items() if key.startswith(PREFIX)}
+    return values, [key for key in merged if not key.startswith(PREFIX)]
 
 
 def project_defaults(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
@@ -42,21 +46,41 @@ def stack_names(project_dir: Path = PROJECT_DIR) -> list[str]:
 
 
 def from_files(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(callmask values with Pulumi.yaml defaults applied, the stack's other namespaced values).
+    """(callmask values with Pulumi.yaml defaults applied, the stack's other namespaced values), each in
+    the form the engine hands the program: a scalar as text, a list or an object as JSON data.
 
     Encrypted values (`secure: ...`) are left as they are: the caller decides what stands in for them.
     """
+    if not STACK_NAME.fullmatch(stack):
+        raise StackFileError(f"{shown(stack)} is not a stack name: letters, digits, '-', '_' and '.', at most 100")
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         known = ", ".join(stack_names(project_dir)) or "none"
         raise StackFileError(f"{path.name} not found: no stack named {stack!r} (stacks with files: {known})")
     config = _read_yaml(path).get("config") or {}
-    if not isinstance(config, dict):
-        raise StackFileError(f"{path.name}: `config` must be a mapping of keys to values")
-    values = project_defaults(project_dir)
-    values.update({key[len(PREFIX):]: value for key, value in config.items() if key.startswith(PREFIX)})
-    others = {key: value for key, value in config.items() if not key.startswith(PREFIX)}
+    if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
+        raise StackFileError(f"{path.name}: `config` must be a mapping of text keys (namespace:name) to values")
+    pins = config.get(f"{PREFIX}pins")
+    if pins is not None and not is_encrypted(pins):
+        raise StackFileError(f"{path.name}: callmask:pins is in plaintext; delete it from the file and set the PINs "
+                             "as secrets: pulumi config set-all --path --secret 'callmask:pins[0]=...' (see README)")
+    values = {key: engine_form(value) for key, value in project_defaults(project_dir).items()}
+    values.update({key[len(PREFIX):]: engine_form(value) for key, value in config.items() if key.startswith(PREFIX)})
+    others = {key: engine_form(value) for key, value in config.items() if not key.startswith(PREFIX)}
     return values, others
+
+
+def engine_form(value: Any) -> Any:
+    """A stack-file value as the engine passes it: `true`/`false` and numbers become text; lists and
+    objects stay data (the engine sends them as JSON, whose numbers stay numbers)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        try:
+            return str(value)
+        except ValueError:  # an integer too long to print
+            return shown(value)
+    return value
 
 
 def is_encrypted(value: Any) -> bool:
@@ -66,13 +90,31 @@ def is_encrypted(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"}
 
 
+class _StackFileLoader(yaml.SafeLoader):
+    """YAML as Pulumi reads a stack file, for what matters here: an integer too long for a number stays text."""
+
+    def construct_yaml_int(self, node):
+        if len(str(node.value)) > 30:
+            return str(node.value)
+        return super().construct_yaml_int(node)
+
+
+_StackFileLoader.add_constructor("tag:yaml.org,2002:int", _StackFileLoader.construct_yaml_int)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StackFileLoader) or {}
     except OSError as error:
         raise StackFileError(f"{path}: cannot read ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise StackFileError(f"{path}: not valid YAML: {error}") from None
+    except UnicodeDecodeError:
+        raise StackFileError(f"{path}: not UTF-8 text") from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise StackFileError(f"{path}: not valid YAML{where}: {error.problem or error.context}") from None
+    except (yaml.YAMLError, RecursionError, ValueError) as error:
+        raise StackFileError(f"{path}: not valid YAML ({type(error).__name__}: {str(error)[:80]})") from None
     if not isinstance(document, dict):
         raise StackFileError(f"{path}: expected a YAML mapping")
     return document

@@ -1,0 +1,147 @@
+"""Stack files that look right and are not: each trap is one clear error, the same for `callmask` and
+for the Pulumi program, and no stack file, however malformed, ends in a traceback."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from callmask.cli import main
+from callmask.stack_config import PROJECT_DIR
+from conftest import TEST_PINS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pulumi_harness import engine_value, run_program
+from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+
+DEV = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
+
+
+def project_with(tmp_path, stack_text: str, stack: str = "trap"):
+    for name in ("Pulumi.yaml",):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    shutil.copytree(PROJECT_DIR / "flow", tmp_path / "flow", dirs_exist_ok=True)
+    (tmp_path / f"Pulumi.{stack}.yaml").write_bytes(stack_text.encode("utf-8", "surrogateescape")
+                                                    if isinstance(stack_text, str) else stack_text)
+    return tmp_path
+
+
+def command(capsys, project, stack: str = "trap") -> tuple[int, str]:
+    code = main(["validate", "--stack", stack, "--pins", ",".join(TEST_PINS), "--project-dir", str(project)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def program(config_lines: dict) -> str:
+    """The Pulumi program fed what the engine would hand it for these stack-file values."""
+    config = {key: engine_value(value) for key, value in config_lines.items()}
+    config.setdefault("callmask:pins", engine_value(TEST_PINS))
+    config.update({"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN})
+    defaults = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["config"]
+    for key, spec in defaults.items():
+        if "default" in spec:
+            config.setdefault(f"callmask:{key}", engine_value(spec["default"]))
+    run = run_program("trap", config, ["callmask:pins", "twilio:authToken"])
+    assert run.registrations == [] and type(run.error).__name__ == "RunError"
+    return str(run.error)
+
+
+TRAPS = [
+    ({"callmsk:dialTimeout": 20}, "callmsk:dialTimeout: unknown namespace 'callmsk'; did you mean callmask:dialTimeout?"),
+    ({"twilio:authtoken": "x"}, "twilio:authtoken: unknown key; expected twilio:accountSid, twilio:authToken"),
+    ({"callmask:phoneNumber": {"search": {"country": "US", "areaCode": 0o415}}},
+     "callmask:phoneNumber.search.areaCode: is the number 269, not text: quote it"),
+    ({"callmask:allowedCountries": [False]}, "callmask:allowedCountries: False is not text: quote every country"),
+    ({"callmask:callerId": False}, "callmask:callerId: expected an E.164 number"),
+    ({"callmask:pinLength": "²"}, "callmask:pinLength: expected a whole number from 6 to 12, got '²'"),
+    ({"callmask:dialTimeout": "9" * 5000}, "callmask:dialTimeout: expected a whole number from 5 to 600"),
+    ({"callmask:allowedNumberTypes": [["mobile"]]}, "callmask:allowedNumberTypes: ['mobile'] is not a number type"),
+]
+
+
+@pytest.mark.parametrize("values, expected", TRAPS, ids=[expected.split(":")[0] + ":" + expected.split(":")[1]
+                                                         for _, expected in TRAPS])
+def test_each_trap_is_one_clear_error_in_the_command_and_the_program(capsys, tmp_path, values, expected):
+    text = yaml.safe_dump({"config": {**DEV, **values}}, allow_unicode=True)
+    code, output = command(capsys, project_with(tmp_path, text))
+    assert code == 1 and expected in output and "Traceback" not in output
+    assert expected in program({**DEV, **values})
+
+
+def test_the_same_value_reads_the_same_in_the_command_and_the_program(capsys, tmp_path):
+    values = {**DEV, "callmask:voice": 123, "callmask:gatherTimeout": 15}
+    code, _ = command(capsys, project_with(tmp_path, yaml.safe_dump({"config": values})))
+    assert code == 0, "a voice of 123 is text to the engine, so it is to the command too"
+    run = run_program("trap", {**{k: engine_value(v) for k, v in values.items()},
+                               "callmask:pins": engine_value(TEST_PINS), "callmask:pinLength": "8",
+                               "callmask:language": "en-US", "callmask:dialTimeout": "30", "callmask:callerId": "",
+                               "callmask:allowedCountries": '["US"]', "callmask:allowedNumberTypes": '["fixedLine"]',
+                               "twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN},
+                      ["callmask:pins", "twilio:authToken"])
+    assert run.error is None
+
+
+@pytest.mark.parametrize("pin, reason", [("89012345", "is a run of ascending or descending digits"),
+                                         ("21098765", "is a run of ascending or descending digits"),
+                                         ("12121212", "repeats a short pattern"),
+                                         ("47114711", "repeats a short pattern")])
+def test_weak_pins_are_refused_without_being_echoed(pin, reason):
+    config = {"callmask:pins": engine_value([pin, TEST_PINS[1]])}
+    error = program({**DEV, **config})
+    assert f"callmask:pins[0]: {reason}" in error and pin not in error
+
+
+def test_a_plaintext_pin_list_in_a_stack_file_is_refused(capsys, tmp_path):
+    text = yaml.safe_dump({"config": {**DEV, "callmask:pins": ["31415926"]}})
+    code, output = command(capsys, project_with(tmp_path, text))
+    assert code == 1 and "callmask:pins is in plaintext" in output and "config set-all --path --secret" in output
+    assert "31415926" not in output
+
+
+def test_yaml_errors_are_one_line_with_the_file_and_line(capsys, tmp_path):
+    code, output = command(capsys, project_with(tmp_path, "config:\n  callmask:voice: [unclosed\n"))
+    assert code == 1 and len(output.strip().splitlines()) == 1
+    assert "Pulumi.trap.yaml: not valid YAML at line 3, column 1" in output
+
+
+def test_a_long_stack_name_is_refused_plainly(capsys, tmp_path):
+    code, output = command(capsys, project_with(tmp_path, "config: {}\n"), stack="s" * 300)
+    assert code == 1 and "is not a stack name" in output and len(output) < 300
+
+
+# ---- a generated corpus of malformed stack files ----
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(min_value=10 ** 20),
+                    st.floats(allow_nan=True), st.text(max_size=20), st.text(alphabet="0123456789²٣", max_size=8))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.one_of(st.text(max_size=8), st.integers()),
+                                                                       inner, max_size=3)), max_leaves=8)
+keys = st.sampled_from([f"callmask:{key}" for key in (
+    "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts", "allowedCountries",
+    "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy")] + ["twilio:apiKey", "callmsk:x"])
+
+
+def assert_one_clean_error(capsys, project) -> None:
+    code, output = command(capsys, project)
+    assert code in (0, 1) and "Traceback" not in output
+    if code == 1:
+        assert output.startswith("callmask: error: ") or output.splitlines()[0].startswith("flow")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.dictionaries(keys, values, max_size=4))
+def test_no_malformed_stack_value_ends_in_a_traceback(capsys, tmp_path_factory, changes):
+    config = {**DEV, **changes}
+    if "callmask:pins" in changes:  # a PIN list in the file is refused as plaintext before anything else
+        config["callmask:pins"] = [{"secure": "v1:abc"}]
+    project = project_with(tmp_path_factory.mktemp("corpus"), yaml.safe_dump({"config": config}, allow_unicode=True))
+    assert_one_clean_error(capsys, project)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
+                      st.integers(1, 3000).map(lambda depth: ("config: " + "[" * depth).encode()),
+                      st.integers(1, 3000).map(lambda depth: ("config:\n  callmask:voice: " + "[" * depth + "]" * depth).encode())))
+def test_no_malformed_stack_file_ends_in_a_traceback(capsys, tmp_path_factory, junk):
+    assert_one_clean_error(capsys, project_with(tmp_path_factory.mktemp("junk"), junk))
