@@ -3,6 +3,7 @@ for the Pulumi program, and no stack file, however malformed, ends in a tracebac
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -145,3 +146,37 @@ def test_no_malformed_stack_value_ends_in_a_traceback(capsys, tmp_path_factory, 
                       st.integers(1, 3000).map(lambda depth: ("config:\n  callmask:voice: " + "[" * depth + "]" * depth).encode())))
 def test_no_malformed_stack_file_ends_in_a_traceback(capsys, tmp_path_factory, junk):
     assert_one_clean_error(capsys, project_with(tmp_path_factory.mktemp("junk"), junk))
+
+
+# ---- a generated corpus of malformed flow files ----
+
+JUNK = [None, 1, -5, 2.5, True, "", "x", "{{", "{% if %}", "(", "[", {"a": 1}, [1, [2]], ["a"], {}, [], "#", 10 ** 30]
+
+
+def mangled(node, rng):
+    """The flow with values here and there replaced by junk of the wrong type."""
+    if isinstance(node, dict):
+        node = {key: rng.choice(JUNK) if rng.random() < 0.08 else mangled(value, rng) for key, value in node.items()}
+        if rng.random() < 0.05:
+            node[rng.choice(["name", "type", "next", "event", "transitions", "properties", "conditions"])] = rng.choice(JUNK)
+        return node
+    if isinstance(node, list):
+        return [mangled(item, rng) if rng.random() < 0.3 else item for item in node]
+    return node
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rng=st.randoms(use_true_random=False))
+def test_no_malformed_flow_file_ends_in_a_traceback(capsys, tmp_path_factory, rng):
+    from flow_fixtures import rendered
+    path = tmp_path_factory.mktemp("flow") / "flow.json"
+    path.write_text(json.dumps(mangled(rendered("dev"), rng)))
+    for argv in (["validate"], ["diagram"], ["diagram", "--format", "svg"], ["render"],
+                 ["simulate", "--press", f"{TEST_PINS[0]}#", "--press", "14155550123#"]):
+        try:
+            code = main([*argv, str(path)])
+        except SystemExit as exit_:  # argparse
+            code = exit_.code
+        output = capsys.readouterr()
+        assert code in (0, 1), (argv, output.err)
+        assert "Traceback" not in output.out + output.err

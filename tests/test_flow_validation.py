@@ -127,6 +127,7 @@ def test_malformed_widgets_are_reported_not_crashed_on():
     widget(definition, "check_pin")["transitions"].append("noMatch")
     definition["states"].append(["not", "a", "widget"])
     found = [f"{p.widget}: {p.what}" for p in validate(definition, 8)]
-    assert found == ["check_pin: a transition is not an object with an `event`",
+    assert found == ["check_pin: a transition is not an object with an `event` text, an optional `next` text and "
+                     "an optional `conditions` list of objects",
                      "say_goodbye: `properties` is missing or not a dict",
                      "states[10]: is not an object"]

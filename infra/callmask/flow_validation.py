@@ -79,11 +79,26 @@ def shape_problems(definition: Any) -> list[Problem]:
             if not isinstance(state.get(key), kind):
                 problems.append(Problem(name, f"`{key}` is missing or not a {kind.__name__}",
                                         f"give the widget a `{key}` ({kind.__name__})"))
-        if isinstance(state.get("transitions"), list) and not all(
-                isinstance(t, dict) and isinstance(t.get("event"), str) for t in state["transitions"]):
-            problems.append(Problem(name, "a transition is not an object with an `event`",
+        if isinstance(state.get("transitions"), list) and not all(map(_well_shaped, state["transitions"])):
+            problems.append(Problem(name, "a transition is not an object with an `event` text, an optional `next` "
+                                    "text and an optional `conditions` list of objects",
                                     "write transitions as {\"event\": ..., \"next\": ...}"))
+        offset = state.get("properties", {}).get("offset") if isinstance(state.get("properties"), dict) else None
+        if offset is not None and not (isinstance(offset, dict) and all(
+                isinstance(offset.get(axis, 0), (int, float)) and not isinstance(offset.get(axis, 0), bool)
+                for axis in ("x", "y"))):
+            problems.append(Problem(name, "`properties.offset` is not {x: number, y: number}",
+                                    "give the widget's canvas position as numbers"))
+    if not isinstance(definition.get("initial_state"), str):
+        problems.append(Problem("(flow)", "`initial_state` is missing or not text", "name the trigger widget"))
     return problems
+
+
+def _well_shaped(transition: Any) -> bool:
+    return (isinstance(transition, dict) and isinstance(transition.get("event"), str)
+            and isinstance(transition.get("next"), (str, type(None)))
+            and isinstance(transition.get("conditions", []), (list, type(None)))
+            and all(isinstance(c, dict) for c in transition.get("conditions") or []))
 
 
 def _structure(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
