@@ -34,6 +34,32 @@ def best_of(repeats: int, action) -> float:
     return min(timings)
 
 
+def large_flow(widgets: int) -> dict:
+    """A valid flow of `widgets` widgets: a long menu of gathers and splits, each saying back the
+    previous answer (a Liquid reference), with branches that rejoin."""
+    states = [{"name": "Trigger", "type": "trigger", "properties": {"offset": {"x": 0, "y": 0}},
+               "transitions": [{"event": "incomingCall", "next": "ask_0"}, {"event": "incomingMessage"},
+                               {"event": "incomingRequest"}]}]
+    steps = (widgets - 2) // 3
+    for step in range(steps):
+        after = f"ask_{step + 1}" if step + 1 < steps else "bye"
+        said = f"You chose {{{{widgets.ask_{step - 1}.Digits}}}}." if step else "Welcome."
+        states += [
+            {"name": f"ask_{step}", "type": "gather-input-on-call", "properties": {"say": said, "number_of_digits": 1},
+             "transitions": [{"event": "keypress", "next": f"menu_{step}"}, {"event": "speech"},
+                             {"event": "timeout", "next": after}]},
+            {"name": f"menu_{step}", "type": "split-based-on", "properties": {"input": f"{{{{widgets.ask_{step}.Digits}}}}"},
+             "transitions": [{"event": "noMatch", "next": after},
+                             {"event": "match", "next": f"tell_{step}",
+                              "conditions": [{"type": "equal_to", "value": "1", "arguments": ["x"]}]}]},
+            {"name": f"tell_{step}", "type": "say-play", "properties": {"say": "Option one."},
+             "transitions": [{"event": "audioComplete", "next": after}]},
+        ]
+    states.append({"name": "bye", "type": "say-play", "properties": {"say": "Bye."},
+                   "transitions": [{"event": "audioComplete"}]})
+    return {"description": "benchmark", "initial_state": "Trigger", "flags": {}, "states": states}
+
+
 def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
@@ -56,6 +82,10 @@ def main() -> None:
 
     per_batch = best_of(3, simulate)
     print(f"render + validate (prod stack): {per_render * 1000:.2f} ms")
+    for widgets in (1_000, 10_000):
+        flow = large_flow(widgets)
+        seconds = best_of(3, lambda: validate(flow))
+        print(f"validate a {len(flow['states']):,}-widget flow: {seconds:.2f} s")
     print(f"simulated calls: {count / per_batch:,.0f} calls/s on one core (mix of {len(CALLS)} call paths)")
 
 

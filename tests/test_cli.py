@@ -65,6 +65,8 @@ def test_validate_a_broken_file_prints_one_line_per_problem(capsys, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(definition))
     code, out, _ = run(capsys, "validate", str(broken))
+    assert code == 1 and len(out.strip().splitlines()) == 2, "a file gets the structural checks only"
+    code, out, _ = run(capsys, "validate", "--dial-out", "--pins", PINS_ARG, str(broken))
     lines = out.strip().splitlines()
     assert code == 1 and len(lines) == 3  # the dangling `next` also leaves say_invalid_pin unreachable
     assert f"{broken}: gather_pin: number_of_digits is 4 but PINs have 8 digits. Fix: set number_of_digits to pinLength." in lines
@@ -239,3 +241,21 @@ def test_a_closed_pipe_ends_quietly():
     done = subprocess.run(f"{sys.executable} -m callmask render --stack dev --pins {PINS_ARG} | true", shell=True,
                           cwd=PROJECT_DIR, capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_dial_out_rules_on_a_file_need_the_pins(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv(PINS_VARIABLE, raising=False)
+    flow = tmp_path / "flow.json"
+    flow.write_text(json.dumps(rendered()))
+    code, _, err = run(capsys, "validate", "--dial-out", str(flow))
+    assert code == 1 and "--dial-out checks a flow against the line's PINs" in err
+
+
+def test_mermaid_ids_never_merge_two_widgets(capsys, tmp_path):
+    definition = {"initial_state": "a-4", "states": [
+        {"name": "a-4", "type": "trigger", "properties": {}, "transitions": [{"event": "incomingCall", "next": "a_4"}]},
+        {"name": "a_4", "type": "say-play", "properties": {"say": "hi"}, "transitions": [{"event": "audioComplete"}]}]}
+    flow = tmp_path / "flow.json"
+    flow.write_text(json.dumps(definition))
+    code, out, _ = run(capsys, "diagram", str(flow))
+    assert code == 0 and 'w_a_4(["a-4' in out and 'w_a_4_2["a_4' in out and "w_a_4 -->|\"incomingCall\"| w_a_4_2" in out

@@ -5,18 +5,19 @@ from __future__ import annotations
 import pytest
 from callmask.flow_validation import validate
 from callmask.stack_config import stack_names
+from conftest import TEST_PINS
 from flow_fixtures import rendered, stack_settings, transition, widget
 
 
 @pytest.mark.parametrize("stack", stack_names())
 def test_committed_stacks_are_sound(stack):
-    assert validate(rendered(stack), stack_settings(stack).pin_length) == []
+    assert validate(rendered(stack), stack_settings(stack).pin_length, TEST_PINS) == []
 
 
 def problems_after(change, pin_length: int | None = 8) -> list[str]:
     definition = rendered()
     change(definition)
-    return [f"{p.widget}: {p.what}" for p in validate(definition, pin_length)]
+    return [f"{p.widget}: {p.what}" for p in validate(definition, pin_length, TEST_PINS)]
 
 
 def test_initial_state_must_exist():
@@ -72,10 +73,21 @@ def test_liquid_must_name_an_existing_widget():
     assert "check_pin: Liquid refers to widgets.gather_pn, which does not exist" in problems_after(typo)
 
 
-def test_liquid_must_name_a_widget_that_runs_before():
-    def later(d):
-        widget(d, "say_no_input")["properties"]["say"] = "You dialed {{widgets.gather_number.Digits}}"
-    assert "say_no_input: Liquid refers to widgets.gather_number, which does not always run before it" in problems_after(later)
+def test_liquid_naming_a_widget_that_may_not_have_run_is_a_warning():
+    definition = rendered()
+    widget(definition, "say_no_input")["properties"]["say"] = "You dialed {{widgets.gather_number.Digits}}"
+    (problem,) = validate(definition, 8, TEST_PINS)
+    assert problem.warning and problem.line("f.json") == (
+        "f.json: warning: say_no_input: Liquid refers to widgets.gather_number, which does not always run before "
+        "it (Studio then renders it empty). Fix: refer only to widgets every path passes through before say_no_input.")
+
+
+def test_an_older_trigger_without_conversations_is_fine():
+    definition = rendered()
+    trigger = widget(definition, "Trigger")
+    trigger["transitions"] = [t for t in trigger["transitions"]
+                              if t["event"] not in ("incomingConversationMessage", "incomingParent")]
+    assert validate(definition, 8, TEST_PINS) == []
 
 
 def test_pin_gather_length_matches_pin_length():
@@ -131,3 +143,15 @@ def test_malformed_widgets_are_reported_not_crashed_on():
                      "an optional `conditions` list of objects",
                      "say_goodbye: `properties` is missing or not a dict",
                      "states[10]: is not an object"]
+
+
+def test_the_dial_out_rules_apply_only_with_the_lines_pins():
+    """A menu that compares the caller's key with "1" is no PIN check: without the line's PINs a flow
+    gets only the structural checks, and with them only splits comparing with those PINs are PIN checks."""
+    menu = rendered()
+    widget(menu, "check_pin")["transitions"][1]["conditions"][0].update(type="equal_to", value="1")
+    widget(menu, "gather_pin")["properties"]["number_of_digits"] = 1
+    assert validate(menu) == []
+    found = [f"{p.widget}: {p.what}" for p in validate(menu, 8, TEST_PINS)]
+    assert "connect_call: can be reached without a matched PIN check" in found
+    assert not any("PIN appears" in line or "number_of_digits" in line for line in found)

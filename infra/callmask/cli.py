@@ -53,9 +53,8 @@ def placeholder_pins(length: int) -> list[str]:
 
 
 def chosen_pins(args: argparse.Namespace, pin_length: int) -> list[str]:
-    given = args.pins if args.pins is not None else os.environ.get(PINS_VARIABLE)
-    if given:
-        return [pin.strip() for pin in given.split(",") if pin.strip()]
+    if given := given_pins(args):
+        return given
     if not getattr(args, "placeholders_announced", False):
         print(f"callmask: no PINs given (--pins or {PINS_VARIABLE}); using placeholder PINs, not the stack's.",
               file=sys.stderr)
@@ -79,21 +78,27 @@ def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PR
                       gate_problems(settings, template, source))
 
 
-def load_file_flow(path: Path, allow_template: bool = False) -> LoadedFlow:
+def load_file_flow(path: Path, allow_template: bool = False, pins: list[str] | None = None) -> LoadedFlow:
+    """A flow file; its PINs are known (and masked) only when the user gives them."""
     definition = load_template(path)
     if placeholders(definition) and not allow_template:
         raise CommandError(f"{path} is a flow template (it has ${{...}} placeholders); "
                            f"render it for a stack with --stack NAME")
     if problems := flow_validation.shape_problems(definition):
         raise CommandError("; ".join(problem.line(str(path)) for problem in problems))
-    return LoadedFlow(definition, str(path), pins=FlowGraph(definition).pins())
+    return LoadedFlow(definition, str(path), pins=pins or [])
+
+
+def given_pins(args: argparse.Namespace) -> list[str] | None:
+    given = args.pins if args.pins is not None else os.environ.get(PINS_VARIABLE)
+    return [pin.strip() for pin in given.split(",") if pin.strip()] if given else None
 
 
 def load_flow(args: argparse.Namespace) -> LoadedFlow:
     if args.stack:
         return load_stack_flow(args.stack, args, args.project_dir, Path(args.file) if args.file else None)
     if args.file:
-        return load_file_flow(Path(args.file))
+        return load_file_flow(Path(args.file), pins=given_pins(args))
     raise CommandError("give --stack NAME (a Pulumi.NAME.yaml) or a flow FILE")
 
 
@@ -112,13 +117,17 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     """For a stack, the same gate `pulumi up` passes; for a file, the flow checks."""
     flow = load_flow(args)
-    problems = flow.gate if flow.gate is not None else [
-        problem.line(flow.source) for problem in flow_validation.validate(flow.definition, flow.pin_length)]
-    for problem in problems:
-        print(mask(problem, flow.pins, args.reveal))
-    if not problems:
+    if args.dial_out and flow.gate is None and not flow.pins:
+        raise CommandError("--dial-out checks a flow against the line's PINs: give them with --pins or "
+                           f"{PINS_VARIABLE}")
+    dial_out_pins = flow.pins if args.dial_out else None
+    found = flow_validation.validate(flow.definition, flow.pin_length, dial_out_pins)
+    errors = flow.gate if flow.gate is not None else [p.line(flow.source) for p in found if not p.warning]
+    for line in errors + [p.line(flow.source) for p in found if p.warning]:
+        print(mask(line, flow.pins, args.reveal))
+    if not errors:
         print(f"{flow.source}: sound ({len(flow.definition['states'])} widgets)")
-    return 1 if problems else 0
+    return 1 if errors else 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -252,6 +261,9 @@ def parser() -> argparse.ArgumentParser:
     diagram = commands.add_parser("diagram", parents=[common], help="draw the flow (Mermaid or SVG)")
     for sub in (render, validate, simulate, diagram):
         sub.add_argument("file", nargs="?", help="a rendered flow definition (or, with --stack, a template)")
+    validate.add_argument("--dial-out", action="store_true",
+                          help="also apply the dial-out rules (PIN gate, checked destinations, PINs only in the PIN "
+                               "check) to a flow FILE, with the PINs from --pins; a --stack flow always gets them")
     simulate.add_argument("--press", action="append", metavar="KEYS",
                           help="what the caller presses at the next gather, e.g. 24681357# (repeat per gather)")
     simulate.add_argument("--dial-status", default="completed", choices=call_simulation.DIAL_STATUSES,

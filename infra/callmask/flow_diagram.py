@@ -18,8 +18,20 @@ MERMAID_SHAPES = {
 BOX_WIDTH, BOX_HEIGHT, MARGIN = 210, 54, 40
 
 
-def node_id(name: str) -> str:
-    return "w_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+def node_ids(graph: FlowGraph) -> dict[str, str]:
+    """A Mermaid id per widget, readable and never shared: `a-4` and `a_4` get different ids."""
+    ids: dict[str, str] = {}
+    taken: set[str] = set()
+    for state in graph.states:
+        name = str(state.get("name"))
+        base = "w_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+        candidate, suffix = base, 1
+        while candidate in taken:
+            suffix += 1
+            candidate = f"{base}_{suffix}"
+        taken.add(candidate)
+        ids.setdefault(name, candidate)
+    return ids
 
 
 def _label(text: str) -> str:
@@ -35,6 +47,7 @@ def edge_label(graph: FlowGraph, source: str, event: str, index: int) -> str:
 
 def mermaid(definition: dict[str, Any]) -> str:
     graph = FlowGraph(definition)
+    node_id = node_ids(graph).__getitem__
     lines = ["flowchart TD"]
     for state in graph.states:
         name, kind = str(state.get("name")), str(state.get("type"))

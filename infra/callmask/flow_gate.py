@@ -32,7 +32,8 @@ def gate_problems(settings: LineSettings, template: dict[str, Any], source: str)
                 for key, value in settings.flow_values().items()
                 if isinstance(value, str) and any(pin in value for pin in settings.pins)]
     definition = render_flow(template, settings.flow_values(), settings.pins)
-    problems += [problem.line(source) for problem in validate(definition, settings.pin_length)]
+    problems += [problem.line(source) for problem in validate(definition, settings.pin_length, settings.pins)
+                 if not problem.warning]
     return [mask_pins(problem, settings.pins) for problem in problems]
 
 

@@ -24,8 +24,11 @@ class Edge:
 
 
 class FlowGraph:
-    def __init__(self, definition: dict[str, Any]):
+    def __init__(self, definition: dict[str, Any], pins: tuple[str, ...] | list[str] | None = None):
+        """`pins`: the PINs the line is known to use; the PIN checks are then the splits that compare
+        with them, never a guess from any split that compares digits."""
         self.definition = definition
+        self.known_pins = set(pins) if pins is not None else None
         self.states: list[dict[str, Any]] = [s for s in definition.get("states", []) if isinstance(s, dict)]
         self.by_name: dict[str, dict[str, Any]] = {s.get("name"): s for s in self.states}
         self.initial: str | None = definition.get("initial_state")
@@ -36,10 +39,27 @@ class FlowGraph:
                 for state in self.states
                 for index, t in enumerate(state.get("transitions") or []) if isinstance(t, dict)]
 
+    @cached_property
+    def outgoing(self) -> dict[str, list[Edge]]:
+        """Each widget's transitions that lead to an existing widget."""
+        found: dict[str, list[Edge]] = {}
+        for edge in self.edges:
+            if edge.target in self.by_name:
+                found.setdefault(edge.source, []).append(edge)
+        return found
+
     def successors(self, name: str, without: frozenset[Edge] = frozenset()) -> list[str]:
-        return [e.target for e in self.edges if e.source == name and e.target in self.by_name and e not in without]
+        return [e.target for e in self.outgoing.get(name, []) if e not in without]
 
     def reachable(self, without: frozenset[Edge] = frozenset()) -> set[str]:
+        if not without and "_reachable" in self.__dict__:
+            return self.__dict__["_reachable"]
+        seen = self._walk(without)
+        if not without:
+            self.__dict__["_reachable"] = seen
+        return seen
+
+    def _walk(self, without: frozenset[Edge]) -> set[str]:
         if self.initial not in self.by_name:
             return set()
         seen, stack = {self.initial}, [self.initial]
@@ -51,22 +71,66 @@ class FlowGraph:
         return seen
 
     @cached_property
-    def dominators(self) -> dict[str, set[str]]:
-        """For each reachable widget, the widgets every path from the start passes through first."""
-        reachable = self.reachable()
-        predecessors = {name: {e.source for e in self.edges if e.target == name and e.source in reachable}
-                        for name in reachable}
-        dominators = {name: set(reachable) for name in reachable}
-        dominators[self.initial] = {self.initial}
+    def _dominator_tree(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Entry and exit numbers of each reachable widget in the dominator tree (Cooper, Harvey and
+        Kennedy's iterative algorithm over reverse postorder), so dominance is two comparisons."""
+        order: list[str] = []  # postorder, iteratively (flows can be deep)
+        if self.initial in self.by_name:
+            seen, stack = {self.initial}, [(self.initial, iter(self.successors(self.initial)))]
+            while stack:
+                name, children = stack[-1]
+                child = next((c for c in children if c not in seen), None)
+                if child is None:
+                    order.append(name)
+                    stack.pop()
+                else:
+                    seen.add(child)
+                    stack.append((child, iter(self.successors(child))))
+        number = {name: index for index, name in enumerate(order)}
+        predecessors: dict[str, list[str]] = {name: [] for name in order}
+        for name in order:
+            for target in self.successors(name):
+                predecessors[target].append(name)
+        idom = {self.initial: self.initial} if order else {}
         changed = True
         while changed:
             changed = False
-            for name in reachable - {self.initial}:
-                incoming = [dominators[p] for p in predecessors[name]]
-                new = ({name} | set.intersection(*incoming)) if incoming else {name}
-                if new != dominators[name]:
-                    dominators[name], changed = new, True
-        return dominators
+            for name in reversed(order[:-1]):
+                processed = [p for p in predecessors[name] if p in idom]
+                new = processed[0]
+                for other in processed[1:]:
+                    a, b = new, other
+                    while a != b:
+                        while number[a] < number[b]:
+                            a = idom[a]
+                        while number[b] < number[a]:
+                            b = idom[b]
+                    new = a
+                if idom.get(name) != new:
+                    idom[name], changed = new, True
+        children: dict[str, list[str]] = {}
+        for name, parent in idom.items():
+            if name != parent:
+                children.setdefault(parent, []).append(name)
+        entry, exit_, clock = {}, {}, 0
+        stack2 = [(self.initial, False)] if order else []
+        while stack2:
+            name, done = stack2.pop()
+            if done:
+                exit_[name] = clock
+            else:
+                entry[name] = clock
+                stack2.append((name, True))
+                stack2.extend((child, False) for child in children.get(name, []))
+            clock += 1
+        return entry, exit_
+
+    def strictly_dominates(self, first: str, second: str) -> bool:
+        """Every path from the start to `second` passes through `first` before it (both reachable)."""
+        entry, exit_ = self._dominator_tree
+        if first == second or first not in entry or second not in entry:
+            return False
+        return entry[first] < entry[second] and exit_[second] < exit_[first]
 
     def of_type(self, widget_type: str) -> list[dict[str, Any]]:
         return [s for s in self.states if s.get("type") == widget_type]
@@ -77,10 +141,15 @@ class FlowGraph:
     # ---- roles ----
     @cached_property
     def pin_checks(self) -> list[dict[str, Any]]:
-        """Splits that compare gathered digits with a list of PINs."""
+        """Splits that compare gathered digits with a list of PINs (the known ones, when given)."""
         return [s for s in self.of_type("split-based-on") if any(
             c.get("type") in PIN_CONDITION_TYPES and _is_digit_list(c.get("value"))
+            and (self.known_pins is None or set(split_list(c["value"])) <= self.known_pins)
             for c in conditions(s))]
+
+    @cached_property
+    def pin_check_names(self) -> set[str]:
+        return {str(s.get("name")) for s in self.pin_checks}
 
     @cached_property
     def number_checks(self) -> list[dict[str, Any]]:
