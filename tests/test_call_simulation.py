@@ -20,7 +20,7 @@ PIN = TEST_PINS[0]
 
 
 def simulator(stack: str) -> CallSimulator:
-    return CallSimulator(rendered(stack))
+    return CallSimulator(rendered(stack), pins=TEST_PINS)
 
 
 @pytest.mark.parametrize("stack", stack_names())
@@ -149,7 +149,7 @@ def simulator_for(length: int, pins: list[str], countries: list[str], types: lis
     values, _ = from_files("dev")
     values.update(pinLength=length, pins=pins, allowedCountries=countries, allowedNumberTypes=types)
     settings_ = parse_settings(values)
-    return CallSimulator(render_flow(load_template(), settings_.flow_values(), settings_.pins))
+    return CallSimulator(render_flow(load_template(), settings_.flow_values(), settings_.pins), pins=settings_.pins)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -118,7 +118,7 @@ def test_diff_of_two_files_reads_like_a_review(capsys, tmp_path):
     paths = tmp_path / "old.json", tmp_path / "new.json"
     for path, document in zip(paths, (old, new)):
         path.write_text(json.dumps(document))
-    code, out, _ = run(capsys, "diff", *map(str, paths))
+    code, out, _ = run(capsys, "diff", "--pins", PINS_ARG, *map(str, paths))
     assert code == 0
     assert "`say_hold` (say-play)" in out and "`say_invalid_number` (say-play)" in out
     assert "`say_goodbye` say: “The call has ended. Goodbye.” → “See you soon.”" in out
@@ -259,3 +259,19 @@ def test_mermaid_ids_never_merge_two_widgets(capsys, tmp_path):
     flow.write_text(json.dumps(definition))
     code, out, _ = run(capsys, "diagram", str(flow))
     assert code == 0 and 'w_a_4(["a-4' in out and 'w_a_4_2["a_4' in out and "w_a_4 -->|\"incomingCall\"| w_a_4_2" in out
+
+
+def test_diff_masks_only_known_pins(capsys, tmp_path):
+    """A menu option "1" becoming "2" is no PIN change: without the line's PINs nothing is masked."""
+    old = {"initial_state": "t", "states": [
+        {"name": "t", "type": "trigger", "properties": {}, "transitions": [{"event": "incomingCall", "next": "menu"}]},
+        {"name": "menu", "type": "split-based-on", "properties": {"input": "{{trigger.call.Digits}}"},
+         "transitions": [{"event": "noMatch"}, {"event": "match", "conditions": [
+             {"friendly_name": "sales", "type": "equal_to", "value": "1"}]}]}]}
+    new = json.loads(json.dumps(old))
+    new["states"][1]["transitions"][1]["conditions"][0]["value"] = "2"
+    paths = tmp_path / "old.json", tmp_path / "new.json"
+    for path, document in zip(paths, (old, new)):
+        path.write_text(json.dumps(document))
+    code, out, _ = run(capsys, "diff", *map(str, paths))
+    assert code == 0 and "`menu` “sales”: equal_to `1` → equal_to `2`" in out and "*" not in out.replace("**", "")

@@ -36,10 +36,13 @@ def test_every_next_exists():
     assert "check_pin: the 'noMatch' transition goes to 'say_sorry', which does not exist" in problems_after(dangle)
 
 
-def test_every_widget_is_reachable():
-    def orphan(d):
-        transition(d, "check_number", "noMatch")["next"] = "say_invalid_pin"
-    assert "say_invalid_number: no transition leads here, so it never runs" in problems_after(orphan)
+def test_a_widget_nothing_leads_to_is_a_warning():
+    """Studio accepts widgets left on the canvas; they never run."""
+    definition = rendered()
+    transition(definition, "check_number", "noMatch")["next"] = "say_invalid_pin"
+    (problem,) = validate(definition, 8, TEST_PINS)
+    assert problem.warning and f"{problem.widget}: {problem.what}" == (
+        "say_invalid_number: no transition leads here, so it never runs")
 
 
 def test_widget_types_are_studios():
@@ -51,14 +54,16 @@ def test_event_names_are_known():
         transition(d, "gather_pin", "keypress")["event"] = "digits"
     found = problems_after(rename)
     assert "gather_pin: gather-input-on-call has no event 'digits'" in found
-    assert "gather_pin: the 'keypress' event is not listed" in found
+    assert "gather_pin: the 'keypress' event is not listed (it then ends the execution)" in found
 
 
-def test_every_event_is_listed():
-    def drop_speech(d):
-        widget(d, "gather_number")["transitions"] = [t for t in widget(d, "gather_number")["transitions"]
-                                                    if t["event"] != "speech"]
-    assert "gather_number: the 'speech' event is not listed" in problems_after(drop_speech)
+def test_an_unlisted_event_is_a_warning():
+    """Studio accepts a widget that leaves an event out (the execution ends there); exports list all."""
+    definition = rendered()
+    gather = widget(definition, "gather_number")
+    gather["transitions"] = [t for t in gather["transitions"] if t["event"] != "speech"]
+    (problem,) = validate(definition, 8, TEST_PINS)
+    assert problem.warning and problem.widget == "gather_number" and "'speech' event is not listed" in problem.what
 
 
 def test_split_conditions_are_studios():

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from callmask import call_simulation, flow_diagram, flow_diff, flow_validation
-from callmask.flow_gate import FlowRefused, gate_problems, mask_pins
-from callmask.flow_graph import FlowGraph
+from callmask.flow_gate import FlowRefused, gate_problems
+from callmask.flow_graph import FlowGraph, mask_pins
 from callmask.flow_template import (
     DEFAULT_FLOW_FILE,
     TemplateError,
@@ -131,40 +131,77 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    """Exit 0 when the execution ran to its end, 3 when it reached something the simulator cannot play."""
     flow = load_flow(args)
-    simulator = call_simulation.CallSimulator(flow.definition, flow.line_number)
-    result = simulator.run(args.press or [], dial_status=args.dial_status, hangup=args.hangup)
-    text = json.dumps(result.as_dict(), indent=2) if args.json else transcript(result)
+    simulator = call_simulation.CallSimulator(flow.definition, flow.line_number, flow.pins or None)
+    try:
+        result = simulator.run(args.inputs or [], dial_status=args.dial_status, hangup=args.hangup,
+                               caller=args.caller, trigger=args.trigger, message=args.message,
+                               data=dict(assignment(item, "--data") for item in args.data or []),
+                               outcomes=dict(assignment(item, "--outcome") for item in args.outcome or []),
+                               outputs=call_simulation.nested_output(args.output or []))
+        stopped = None
+    except call_simulation.CannotSimulate as error:
+        result, stopped = error.result or call_simulation.CallResult(), str(error)
+    report = result.as_dict() | ({"cannot_simulate": stopped} if stopped else {})
+    text = json.dumps(report, indent=2, ensure_ascii=False) if args.json else transcript(result, stopped)
     print(mask(text, flow.pins, args.reveal))
-    return 0
+    return 3 if stopped else 0
 
 
-def transcript(result: call_simulation.CallResult) -> str:
-    lines = []
-    for step in result.steps:
-        prefix = f"[{step.widget}]"
-        if step.say:
-            lines.append(f"{prefix} caller hears: “{step.say}”")
-        if step.digits is not None:
-            pressed = step.digits or "nothing"
-            lines.append(f"{prefix} gathered: {pressed} -> {step.event}")
-        elif step.dial:
-            callee = "" if result.outcome in ("connected", "hangup") else f" ({result.outcome.replace('_', ' ')})"
-            lines.append(f"{prefix} dials {step.dial['to']} with caller ID {step.dial['caller_id']}{callee} -> {step.event}")
-        elif step.type == "split-based-on":
-            lines.append(f"{prefix} branch: {step.event}")
-        elif step.event is None:
-            lines.append(f"{prefix} caller hangs up")
-        elif step.type == "trigger":
-            lines.append(f"{prefix} incoming call")
-    lines.append(f"outcome: {result.outcome}" + (f" (dialed {result.dialed})" if result.dialed else ""))
+def assignment(text: str, option: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise CommandError(f"{option} {text!r}: expected NAME=VALUE")
+    return key, value
+
+
+TRIGGER_TEXT = {"incomingCall": "incoming call", "incomingMessage": "incoming message",
+                "incomingConversationMessage": "incoming conversation message",
+                "incomingRequest": "execution started by a REST API request",
+                "incomingParent": "started as a subflow by a parent flow"}
+
+
+def transcript(result: call_simulation.CallResult, stopped: str | None = None) -> str:
+    lines = [line for step in result.steps for line in step_lines(step, result)]
+    lines += [f"not used: {given.kind} “{given.value}” (no widget waited for it)" for given in result.unused]
+    if stopped:
+        lines.append(f"cannot simulate: {stopped}")
+    else:
+        lines.append(f"outcome: {result.outcome}" + (f" (dialed {result.dialed})" if result.dialed else ""))
     return "\n".join(lines)
+
+
+def step_lines(step: call_simulation.Step, result: call_simulation.CallResult) -> list[str]:
+    prefix, event = f"[{step.widget}]", f" -> {step.event}"
+    lines = [f"{prefix} caller hears: “{step.say}”"] if step.say else []
+    lines += [f"{prefix} caller hears audio {step.play}"] if step.play else []
+    if step.message:
+        sent = event if step.type == "send-message" else ""
+        lines.append(f"{prefix} sends to {step.message['to']}: “{step.message['body']}”{sent}")
+    if step.event is None:
+        lines.append(f"{prefix} caller hangs up")
+    elif step.type == "trigger":
+        lines.append(f"{prefix} {TRIGGER_TEXT.get(step.event, step.event)}")
+    elif step.digits is not None:
+        lines.append(f"{prefix} gathered: {step.digits or 'nothing'}{event}")
+    elif step.speech is not None:
+        lines.append(f"{prefix} heard: “{step.speech}”{event}")
+    elif step.reply is not None or step.type == "send-and-wait-for-reply":
+        lines.append(f"{prefix} reply: “{step.reply}”{event}" if step.reply is not None else f"{prefix} no reply{event}")
+    elif step.dial:
+        callee = "" if result.outcome in ("connected", "hangup") else f" ({result.outcome.replace('_', ' ')})"
+        lines.append(f"{prefix} dials {step.dial['to']} with caller ID {step.dial['caller_id']}{callee}{event}")
+    elif step.type == "split-based-on":
+        lines.append(f"{prefix} branch: {step.event}" + (f" ({step.note})" if step.note else ""))
+    elif step.type not in ("say-play", "send-message"):
+        lines.append(f"{prefix} {step.type}{event}" + (f" ({step.note})" if step.note else ""))
+    return lines
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
     flow = load_flow(args)
-    draw = flow_diagram.svg if args.format == "svg" else flow_diagram.mermaid
-    sys.stdout.write(mask(draw(flow.definition), flow.pins, args.reveal))
+    sys.stdout.write(flow_diagram.draw(flow.definition, args.format, flow.pins or None, args.reveal))
     return 0
 
 
@@ -175,12 +212,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if len(args.files) != 2:
             raise CommandError("give two flow files (OLD NEW), or --base GIT_REF")
         if args.stack:  # two templates, each rendered with the stack's values
-            old, new = (load_stack_flow(args.stack, args, args.project_dir, Path(f)).definition for f in args.files)
+            old, new = (load_stack_flow(args.stack, args, args.project_dir, Path(f)) for f in args.files)
         else:
-            old, new = (load_file_flow(Path(f), allow_template=True).definition for f in args.files)
-        changes = flow_diff.compare(old, new)
+            old, new = (load_file_flow(Path(f), allow_template=True, pins=given_pins(args)) for f in args.files)
+        changes = flow_diff.compare(old.definition, new.definition, new.pins or None)
         sections = [flow_diff.markdown(changes, f"Call flow: {args.files[0]} → {args.files[1]}")]
-    print("\n".join(sections))
+    print(mask("\n".join(sections), given_pins(args) or [], args.reveal))
     return 0
 
 
@@ -199,7 +236,7 @@ def diff_against_base(args: argparse.Namespace) -> list[str]:
                 old = (load_stack_flow(args.stack, args, base_dir, base_file).definition
                        if base_file.exists() and (base_dir / f"Pulumi.{args.stack}.yaml").exists()
                        else {"states": []})
-                changes = flow_diff.compare(old, new.definition)
+                changes = flow_diff.compare(old, new.definition, new.pins)
                 changes.pins_added = changes.pins_removed = 0  # the same PINs were rendered on both sides
                 if encrypted_pins(base_dir, args.stack) != encrypted_pins(project_dir, args.stack):
                     changes.notes.append("the stack's encrypted PIN list changed (values not shown)")
@@ -264,8 +301,29 @@ def parser() -> argparse.ArgumentParser:
     validate.add_argument("--dial-out", action="store_true",
                           help="also apply the dial-out rules (PIN gate, checked destinations, PINs only in the PIN "
                                "check) to a flow FILE, with the PINs from --pins; a --stack flow always gets them")
-    simulate.add_argument("--press", action="append", metavar="KEYS",
+    simulate.add_argument("--press", action="append", dest="inputs", metavar="KEYS",
+                          type=lambda keys: call_simulation.CallerInput("keys", keys),
                           help="what the caller presses at the next gather, e.g. 24681357# (repeat per gather)")
+    simulate.add_argument("--speak", action="append", dest="inputs", metavar="TEXT",
+                          type=lambda text: call_simulation.CallerInput("speech", text),
+                          help="what the caller says at the next gather instead of pressing keys")
+    simulate.add_argument("--reply", action="append", dest="inputs", metavar="TEXT",
+                          type=lambda text: call_simulation.CallerInput("reply", text),
+                          help="the sender's reply at the next send-and-wait-for-reply (none: it times out)")
+    simulate.add_argument("--trigger", choices=TRIGGER_TEXT,
+                          help="what starts the execution: incomingCall (the default when the flow wires it), "
+                               "incomingMessage, incomingConversationMessage, incomingRequest or incomingParent")
+    simulate.add_argument("--message", default="", metavar="TEXT",
+                          help="the body of the incoming message (with --trigger incomingMessage)")
+    simulate.add_argument("--data", action="append", metavar="KEY=VALUE",
+                          help="a flow.data parameter of a REST API request or parent flow (repeat)")
+    simulate.add_argument("--caller", default=call_simulation.DEFAULT_CALLER, metavar="NUMBER",
+                          help=f"the caller's or sender's number (default {call_simulation.DEFAULT_CALLER})")
+    simulate.add_argument("--outcome", action="append", metavar="WIDGET=EVENT",
+                          help="the event a widget that others decide ends with, e.g. lookup=fail or "
+                               "subflow=failed (default: its first event, such as success)")
+    simulate.add_argument("--output", action="append", metavar="WIDGET.KEY=VALUE",
+                          help="a value that widget returns, e.g. lookup.parsed.open=true (JSON values parsed)")
     simulate.add_argument("--dial-status", default="completed", choices=call_simulation.DIAL_STATUSES,
                           help="what the dialed party does (Twilio's DialCallStatus): completed (answered, the "
                                "default), busy, no-answer, failed or canceled; the outcome says which")

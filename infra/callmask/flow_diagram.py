@@ -3,11 +3,12 @@ from the widgets' own canvas offsets."""
 
 from __future__ import annotations
 
+import math
 import re
 from html import escape
 from typing import Any
 
-from callmask.flow_graph import FlowGraph
+from callmask.flow_graph import FlowGraph, masked
 
 MERMAID_SHAPES = {
     "trigger": ('(["', '"])'),
@@ -34,14 +35,28 @@ def node_ids(graph: FlowGraph) -> dict[str, str]:
     return ids
 
 
+NOT_IN_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _label(text: str) -> str:
-    return text.replace('"', "#quot;")
+    """Text for a quoted Mermaid label: on one line, without the quote that would end it."""
+    return re.sub("[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", text).replace('"', "#quot;")
+
+
+def _xml(text: Any) -> str:
+    """Escaped for SVG, characters XML cannot hold replaced, so the document is always well-formed."""
+    return escape(NOT_IN_XML.sub("\ufffd", str(text)))
+
+
+def _coordinate(value: Any) -> float:
+    number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def edge_label(graph: FlowGraph, source: str, event: str, index: int) -> str:
     state = graph.by_name[source]
     transition = (state.get("transitions") or [])[index]
-    names = [c.get("friendly_name") for c in transition.get("conditions") or [] if c.get("friendly_name")]
+    names = [str(c.get("friendly_name")) for c in transition.get("conditions") or [] if c.get("friendly_name")]
     return f"{event}: {', '.join(names)}" if names else event
 
 
@@ -53,25 +68,39 @@ def mermaid(definition: dict[str, Any]) -> str:
         name, kind = str(state.get("name")), str(state.get("type"))
         opening, closing = MERMAID_SHAPES.get(kind, ('["', '"]'))
         lines.append(f"    {node_id(name)}{opening}{_label(name)}<br/><i>{_label(kind)}</i>{closing}")
-    ends = False
+    ends, missing = False, {}
     for edge in graph.edges:
         label = _label(edge_label(graph, edge.source, edge.event, edge.index))
         if edge.target in graph.by_name:
             lines.append(f'    {node_id(edge.source)} -->|"{label}"| {node_id(edge.target)}')
-        elif graph.by_name[edge.source].get("type") != "trigger" and edge.event != "speech":
+        elif edge.target is not None:  # a broken `next`: drawn, so the picture matches the JSON
+            target = missing.setdefault(edge.target, f"missing_{len(missing) + 1}")
+            lines.append(f'    {node_id(edge.source)} -->|"{label}"| {target}')
+        elif graph.by_name[edge.source].get("type") != "trigger":  # a trigger event without next: not handled
             lines.append(f'    {node_id(edge.source)} -.->|"{label}"| call_ends')
             ends = True
+    lines += [f'    {node}["{_label(name)}<br/><i>missing widget</i>"]' for name, node in missing.items()]
     if ends:
-        lines.append("    call_ends((end of call))")
+        lines.append("    call_ends((end))")
     return "\n".join(lines) + "\n"
 
 
-def svg(definition: dict[str, Any]) -> str:
+def draw(definition: dict[str, Any], form: str = "mermaid", pins: list[str] | None = None,
+         reveal: bool = False) -> str:
+    """The diagram of a flow. With the line's known `pins` its PIN and number checks are shaded, and the
+    PINs masked in the definition before drawing, so they never reach a node id or a coordinate."""
+    graph = FlowGraph(definition, pins)
+    guards = {str(s.get("name")) for s in graph.pin_checks + (graph.number_checks if pins else [])}
+    shown = definition if reveal or not pins else masked(definition, pins)
+    return svg(shown, guards) if form == "svg" else mermaid(shown)
+
+
+def svg(definition: dict[str, Any], shaded: set[str] = frozenset()) -> str:
     graph = FlowGraph(definition)
     positions = {}
     for order, state in enumerate(graph.states):
         offset = (state.get("properties") or {}).get("offset") or {"x": 0, "y": order * 150}
-        positions[state.get("name")] = (float(offset.get("x", 0)), float(offset.get("y", 0)))
+        positions[state.get("name")] = (_coordinate(offset.get("x", 0)), _coordinate(offset.get("y", 0)))
     min_x = min((x for x, _ in positions.values()), default=0)
     min_y = min((y for _, y in positions.values()), default=0)
     placed = {name: (x - min_x + MARGIN, y - min_y + MARGIN) for name, (x, y) in positions.items()}
@@ -92,14 +121,14 @@ def svg(definition: dict[str, Any]) -> str:
         label_x, label_y = start[0] + (end[0] - start[0]) * along + 4, start[1] + (end[1] - start[1]) * along
         parts.append(f'<line x1="{start[0]:.0f}" y1="{start[1]:.0f}" x2="{end[0]:.0f}" y2="{end[1]:.0f}" '
                      'stroke="#555" marker-end="url(#arrow)"/>')
-        parts.append(f'<text x="{label_x:.0f}" y="{label_y:.0f}" fill="#333">{escape(", ".join(texts))}</text>')
+        parts.append(f'<text x="{label_x:.0f}" y="{label_y:.0f}" fill="#333">{_xml(", ".join(texts))}</text>')
     for state in graph.states:
         x, y = placed[state.get("name")]
-        fill = "#fde2e2" if state in graph.pin_checks or state in graph.number_checks else "#e8f0fe"
+        fill = "#fde2e2" if str(state.get("name")) in shaded else "#e8f0fe"
         parts.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_WIDTH}" height="{BOX_HEIGHT}" rx="8" '
                      f'fill="{fill}" stroke="#345"/>')
-        parts.append(f'<text x="{x + 10:.0f}" y="{y + 22:.0f}" font-weight="bold">{escape(str(state.get("name")))}</text>')
-        parts.append(f'<text x="{x + 10:.0f}" y="{y + 40:.0f}" fill="#555">{escape(str(state.get("type")))}</text>')
+        parts.append(f'<text x="{x + 10:.0f}" y="{y + 22:.0f}" font-weight="bold">{_xml(state.get("name"))}</text>')
+        parts.append(f'<text x="{x + 10:.0f}" y="{y + 40:.0f}" fill="#555">{_xml(state.get("type"))}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
 

@@ -38,8 +38,10 @@ def _text(value: Any) -> str:
     return text if len(text) <= MAX_VALUE_TEXT else text[:MAX_VALUE_TEXT - 1] + "…"
 
 
-def compare(old: dict[str, Any], new: dict[str, Any]) -> FlowChanges:
-    before, after = FlowGraph(old), FlowGraph(new)
+def compare(old: dict[str, Any], new: dict[str, Any], pins: list[str] | None = None) -> FlowChanges:
+    """`pins`: the line's known PINs; the splits comparing with any of them are PIN checks, whose values
+    are counted, never shown. Without them no split is taken for a PIN check."""
+    before, after = FlowGraph(old, pins), FlowGraph(new, pins)
     changes = FlowChanges()
     old_pins, new_pins = set(before.pins()), set(after.pins())
     changes.pins_added, changes.pins_removed = len(new_pins - old_pins), len(old_pins - new_pins)

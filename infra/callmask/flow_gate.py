@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from callmask.flow_graph import mask_pins
 from callmask.flow_template import render_flow
 from callmask.flow_validation import validate
 from callmask.settings import LineSettings
@@ -17,12 +18,6 @@ class FlowRefused(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("The flow cannot be deployed:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-def mask_pins(text: str, pins: tuple[str, ...] | list[str]) -> str:
-    for pin in sorted(set(pins), key=len, reverse=True):
-        text = text.replace(pin, "*" * len(pin))
-    return text
 
 
 def gate_problems(settings: LineSettings, template: dict[str, Any], source: str) -> list[str]:

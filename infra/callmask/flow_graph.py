@@ -141,10 +141,13 @@ class FlowGraph:
     # ---- roles ----
     @cached_property
     def pin_checks(self) -> list[dict[str, Any]]:
-        """Splits that compare gathered digits with a list of PINs (the known ones, when given)."""
+        """Splits that compare with the line's known PINs (any of them: an old PIN list still counts).
+        Without known PINs there are none: a menu comparing the caller's key with "1" is no PIN check."""
+        if not self.known_pins:
+            return []
         return [s for s in self.of_type("split-based-on") if any(
             c.get("type") in PIN_CONDITION_TYPES and _is_digit_list(c.get("value"))
-            and (self.known_pins is None or set(split_list(c["value"])) <= self.known_pins)
+            and set(split_list(c["value"])) & self.known_pins
             for c in conditions(s))]
 
     @cached_property
@@ -182,3 +185,20 @@ def split_list(value: str) -> list[str]:
 
 def _is_digit_list(value: Any) -> bool:
     return isinstance(value, str) and bool(split_list(value)) and all(item.isdigit() for item in split_list(value))
+
+
+def mask_pins(text: str, pins: tuple[str, ...] | list[str]) -> str:
+    for pin in sorted(set(pins), key=len, reverse=True):
+        text = text.replace(pin, "*" * len(pin))
+    return text
+
+
+def masked(document: Any, pins: tuple[str, ...] | list[str]) -> Any:
+    """A copy of a JSON document with the PINs masked in every text, its numbers and shape untouched."""
+    if isinstance(document, str):
+        return mask_pins(document, pins)
+    if isinstance(document, dict):
+        return {masked(key, pins): masked(value, pins) for key, value in document.items()}
+    if isinstance(document, list):
+        return [masked(item, pins) for item in document]
+    return document

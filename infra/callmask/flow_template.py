@@ -89,12 +89,13 @@ def _fill(node: Any, values: Mapping[str, Any]) -> Any:
 
 
 def strings_in(node: Any) -> Iterator[str]:
-    """Every string value anywhere in a JSON document."""
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from strings_in(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from strings_in(item)
-    elif isinstance(node, str):
-        yield node
+    """Every string value anywhere in a JSON document, in document order (iteratively: any depth)."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            yield node
+        elif isinstance(node, dict):
+            pending.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            pending.extend(reversed(node))

@@ -3,6 +3,7 @@ and the security of the call path (dialing only after a matched PIN and a matche
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,35 +16,13 @@ from callmask.flow_graph import (
     conditions,
 )
 from callmask.flow_template import strings_in
+from callmask.widget_library import CONDITION_TYPES, OPTIONAL_EVENTS, WIDGET_EVENTS, WIDGET_TYPES
 
-WIDGET_TYPES = {
-    "connect-call-to", "enqueue-call", "fork-stream", "gather-input-on-call", "record-call", "record-voicemail",
-    "say-play", "capture-payments", "make-outgoing-call-v1", "make-outgoing-call-v2", "send-message",
-    "send-and-wait-for-reply", "create-chat-channel", "add-member-to-chat-channel", "trigger", "split-based-on",
-    "set-variables", "add-twiml-redirect", "make-http-request", "run-function", "run-function-v2", "run-subflow",
-    "update-sync-object", "create-task", "send-to-flex", "understand", "connect-virtual-agent",
-    "connect-virtual-agent-v2",
-}
-# Events of the widgets whose full event list is documented; other known types are not event-checked.
-WIDGET_EVENTS = {
-    "trigger": {"incomingMessage", "incomingCall", "incomingConversationMessage", "incomingRequest", "incomingParent"},
-    "gather-input-on-call": {"keypress", "speech", "timeout"},
-    "split-based-on": {"match", "noMatch"},
-    "say-play": {"audioComplete"},
-    "connect-call-to": {"callCompleted", "hangup"},
-    "set-variables": {"next"},
-    "add-twiml-redirect": {"return", "timeout", "fail"},
-}
-# The events a widget must list at least; `incomingParent` (subflows) and `match` are optional, and
-# exports of older flows list no `incomingConversationMessage` on their trigger.
-REQUIRED_EVENTS = {kind: events - {"incomingParent", "match", "incomingConversationMessage"}
-                   for kind, events in WIDGET_EVENTS.items()}
-CONDITION_TYPES = {
-    "equal_to", "not_equal_to", "matches_any_of", "does_not_match_any_of", "is_blank", "is_not_blank", "regex",
-    "contains", "does_not_contain", "starts_with", "does_not_start_with", "less_than", "greater_than",
-    "is_before_time", "is_after_time", "is_before_date", "is_after_date",
-}
-
+# Liquid output that is only a variable path needs no parser; anything else is parsed by python-liquid.
+LIQUID = re.compile(r"\{\{|\{%")
+PLAIN_OUTPUT = re.compile(r"\{\{\s*[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*\s*\}\}")
+# Widgets that run without waiting for anyone: a loop of only these never ends.
+INSTANT_TYPES = {"split-based-on", "set-variables"}
 
 @dataclass(frozen=True)
 class Problem:
@@ -121,7 +100,7 @@ def _structure(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
         for state in graph.states:
             if state.get("name") not in reachable:
                 yield Problem(str(state.get("name")), "no transition leads here, so it never runs",
-                              "connect it from another widget or delete it")
+                              "connect it from another widget or delete it", warning=True)
 
 
 def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
@@ -135,13 +114,67 @@ def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
             if kind in WIDGET_EVENTS and event not in WIDGET_EVENTS[kind]:
                 yield Problem(name, f"{kind} has no event {event!r}",
                               f"use one of {', '.join(sorted(WIDGET_EVENTS[kind]))}")
-        for event in sorted(REQUIRED_EVENTS.get(kind, set()) - set(listed)):
-            yield Problem(name, f"the {event!r} event is not listed",
-                          "list every event of the widget, without `next` where the call should end")
+        for event in [e for e in WIDGET_EVENTS.get(kind, ()) if e not in OPTIONAL_EVENTS and e not in listed]:
+            yield Problem(name, f"the {event!r} event is not listed (it then ends the execution)",
+                          "list every event of the widget, without `next` where the call should end", warning=True)
         for condition in conditions(state):
             if condition.get("type") not in CONDITION_TYPES:
                 yield Problem(name, f"unknown split condition type {condition.get('type')!r}",
                               "use a Studio condition such as equal_to, matches_any_of or regex")
+            elif condition.get("type") == "regex" and not LIQUID.search(str(condition.get("value", ""))):
+                try:
+                    re.compile(str(condition.get("value", "")))
+                except re.error as error:
+                    yield Problem(name, f"the regex {str(condition.get('value'))[:60]!r} is invalid ({error})",
+                                  "write a regular expression that compiles")
+
+
+def _liquid_syntax(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    """Liquid Studio cannot parse fails the widget at run time. python-liquid is loaded only for text
+    that is more than a plain `{{ variable.path }}`."""
+    environment = None
+    for state in graph.states:
+        for text in strings_in(state):
+            if not LIQUID.search(text) or not LIQUID.search(PLAIN_OUTPUT.sub("", text)):
+                continue
+            if environment is None:
+                from liquid import Environment
+                from liquid.exceptions import LiquidError
+                environment = Environment()
+            try:
+                environment.parse(text)
+            except LiquidError as error:
+                yield Problem(str(state.get("name")), f"Liquid syntax error in {text[:60]!r}: "
+                              f"{str(error).splitlines()[0]}", "fix the Liquid tags and filters")
+                break
+
+
+def _endless(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    """Widgets from which no transition ever ends the execution. Studio would loop forever through
+    widgets that wait for no one; elsewhere only the caller hanging up ends it."""
+    can_end = {e.source for e in graph.edges if e.target is None or e.target not in graph.by_name}
+    can_end |= {str(s.get("name")) for s in graph.states if any(
+        event not in {t.get("event") for t in s.get("transitions") or [] if isinstance(t, dict)}
+        for event in WIDGET_EVENTS.get(str(s.get("type")), ()) if event not in OPTIONAL_EVENTS)}
+    predecessors: dict[str, list[str]] = {}
+    for source, edges in graph.outgoing.items():
+        for edge in edges:
+            predecessors.setdefault(str(edge.target), []).append(source)
+    pending = list(can_end)
+    while pending:
+        for source in predecessors.get(pending.pop(), []):
+            if source not in can_end:
+                can_end.add(source)
+                pending.append(source)
+    stuck = [s for s in graph.states if s.get("name") in graph.reachable() and s.get("name") not in can_end]
+    if stuck:
+        names = ", ".join(str(s.get("name")) for s in stuck[:5]) + (" …" if len(stuck) > 5 else "")
+        instant = all(s.get("type") in INSTANT_TYPES for s in stuck)
+        yield Problem(str(stuck[0].get("name")),
+                      f"no path from here ever ends the execution ({names})"
+                      + ("" if instant else ": only the caller hanging up ends it"),
+                      "give the loop a way out: a transition without `next`, or to a widget that ends",
+                      warning=not instant)
 
 
 def _liquid_references(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
@@ -220,5 +253,5 @@ def _pin_readback(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
                           f"refer to widgets.{gather} only in the PIN check")
 
 
-GENERIC_CHECKS = (_structure, _vocabulary, _liquid_references)
+GENERIC_CHECKS = (_structure, _vocabulary, _liquid_syntax, _liquid_references, _endless)
 DIAL_OUT_CHECKS = (_pin_gather, _call_path_security, _pin_literals, _pin_readback)
