@@ -3,6 +3,7 @@ for the Pulumi program, and no stack file, however malformed, ends in a tracebac
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 
@@ -183,3 +184,17 @@ def test_no_malformed_flow_file_ends_in_a_traceback(capsys, tmp_path_factory, rn
         output = capsys.readouterr()
         assert code in (0, 1, 3), (argv, output.err)
         assert "Traceback" not in output.out + output.err
+
+
+@pytest.mark.parametrize("depth", [500, 900])
+def test_a_deeply_nested_flow_file_is_no_traceback(capsys, tmp_path, depth):
+    from studio_corpus import CORPUS
+    flow = copy.deepcopy(CORPUS["ivr_menu"][0])
+    flow["states"][1]["properties"]["deep"] = None
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow).replace("null", "[" * depth + '"1234"' + "]" * depth))
+    for argv in (["diagram"], ["diagram", "--format", "svg"], ["validate", "--dial-out"], ["render"],
+                 ["simulate", "--press", "1"]):
+        code = main([*argv, "--pins", "1234", str(path)])
+        output = capsys.readouterr()
+        assert code in (0, 1) and "Traceback" not in output.err and "1234" not in output.out, argv

@@ -194,11 +194,23 @@ def mask_pins(text: str, pins: tuple[str, ...] | list[str]) -> str:
 
 
 def masked(document: Any, pins: tuple[str, ...] | list[str]) -> Any:
-    """A copy of a JSON document with the PINs masked in every text, its numbers and shape untouched."""
-    if isinstance(document, str):
-        return mask_pins(document, pins)
-    if isinstance(document, dict):
-        return {masked(key, pins): masked(value, pins) for key, value in document.items()}
-    if isinstance(document, list):
-        return [masked(item, pins) for item in document]
-    return document
+    """A copy of a JSON document with the PINs masked in every text, its numbers and shape untouched
+    (iteratively: flows nested as deep as JSON allows)."""
+    def alone(node: Any) -> Any:  # the node itself, an empty container in its place
+        if isinstance(node, str):
+            return mask_pins(node, pins)
+        return type(node)() if isinstance(node, (dict, list)) else node
+
+    copy = alone(document)
+    pending = [(document, copy)] if isinstance(document, (dict, list)) else []
+    while pending:
+        source, target = pending.pop()
+        for key, value in source.items() if isinstance(source, dict) else enumerate(source):
+            child = alone(value)
+            if isinstance(target, dict):
+                target[alone(key)] = child
+            else:
+                target.append(child)
+            if isinstance(value, (dict, list)):
+                pending.append((value, child))
+    return copy

@@ -24,6 +24,7 @@ PLAIN_OUTPUT = re.compile(r"\{\{\s*[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*
 # Widgets that run without waiting for anyone: a loop of only these never ends.
 INSTANT_TYPES = {"split-based-on", "set-variables"}
 
+
 @dataclass(frozen=True)
 class Problem:
     widget: str
@@ -114,7 +115,7 @@ def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
             if kind in WIDGET_EVENTS and event not in WIDGET_EVENTS[kind]:
                 yield Problem(name, f"{kind} has no event {event!r}",
                               f"use one of {', '.join(sorted(WIDGET_EVENTS[kind]))}")
-        for event in [e for e in WIDGET_EVENTS.get(kind, ()) if e not in OPTIONAL_EVENTS and e not in listed]:
+        for event in unlisted_events(state):
             yield Problem(name, f"the {event!r} event is not listed (it then ends the execution)",
                           "list every event of the widget, without `next` where the call should end", warning=True)
         for condition in conditions(state):
@@ -127,6 +128,12 @@ def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
                 except re.error as error:
                     yield Problem(name, f"the regex {str(condition.get('value'))[:60]!r} is invalid ({error})",
                                   "write a regular expression that compiles")
+
+
+def unlisted_events(state: dict[str, Any]) -> list[str]:
+    """The widget's events its transitions leave out (Studio ends the execution on them)."""
+    listed = {t.get("event") for t in state.get("transitions") or [] if isinstance(t, dict)}
+    return [e for e in WIDGET_EVENTS.get(str(state.get("type")), ()) if e not in OPTIONAL_EVENTS and e not in listed]
 
 
 def _liquid_syntax(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
@@ -153,9 +160,7 @@ def _endless(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
     """Widgets from which no transition ever ends the execution. Studio would loop forever through
     widgets that wait for no one; elsewhere only the caller hanging up ends it."""
     can_end = {e.source for e in graph.edges if e.target is None or e.target not in graph.by_name}
-    can_end |= {str(s.get("name")) for s in graph.states if any(
-        event not in {t.get("event") for t in s.get("transitions") or [] if isinstance(t, dict)}
-        for event in WIDGET_EVENTS.get(str(s.get("type")), ()) if event not in OPTIONAL_EVENTS)}
+    can_end |= {str(s.get("name")) for s in graph.states if unlisted_events(s)}
     predecessors: dict[str, list[str]] = {}
     for source, edges in graph.outgoing.items():
         for edge in edges:
