@@ -276,3 +276,13 @@ def test_an_event_the_flow_does_not_handle_is_said_not_played(capsys, tmp_path):
     code, _, err = run_command(capsys, "simulate", write(tmp_path, flow), "--trigger", "incomingMessage")
     assert code == 1 and err.strip() == ("callmask: error: the flow does not handle incomingMessage: its trigger's "
                                          "incomingMessage has no next (it starts on incomingCall)")
+
+
+def test_an_event_outside_a_confirmed_list_is_an_error_outside_an_unconfirmed_one_a_warning():
+    flow, _ = CORPUS["pay_by_phone"]
+    flow = json.loads(json.dumps(flow))
+    for state in flow["states"]:
+        if state["name"] in ("take_payment", "get_account"):
+            state["transitions"].append({"event": "partialPayment"})
+    found = {p.widget: p.warning for p in validate(flow) if "has no event 'partialPayment'" in p.what}
+    assert found == {"get_account": False, "take_payment": True}

@@ -16,7 +16,13 @@ from callmask.flow_graph import (
     conditions,
 )
 from callmask.flow_template import strings_in
-from callmask.widget_library import CONDITION_TYPES, OPTIONAL_EVENTS, WIDGET_EVENTS, WIDGET_TYPES
+from callmask.widget_library import (
+    CONDITION_TYPES,
+    OPTIONAL_EVENTS,
+    UNCONFIRMED_EVENT_LISTS,
+    WIDGET_EVENTS,
+    WIDGET_TYPES,
+)
 
 # Liquid output that is only a variable path needs no parser; anything else is parsed by python-liquid.
 LIQUID = re.compile(r"\{\{|\{%")
@@ -114,7 +120,8 @@ def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
         for event in listed:
             if kind in WIDGET_EVENTS and event not in WIDGET_EVENTS[kind]:
                 yield Problem(name, f"{kind} has no event {event!r}",
-                              f"use one of {', '.join(sorted(WIDGET_EVENTS[kind]))}")
+                              f"use one of {', '.join(sorted(WIDGET_EVENTS[kind]))}",
+                              warning=kind in UNCONFIRMED_EVENT_LISTS)
         for event in unlisted_events(state):
             yield Problem(name, f"the {event!r} event is not listed (it then ends the execution)",
                           "list every event of the widget, without `next` where the call should end", warning=True)

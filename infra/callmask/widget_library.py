@@ -29,6 +29,9 @@ WIDGET_EVENTS: dict[str, tuple[str, ...]] = {
                          "validationError"),
     "fork-stream": ("next",),
 }
+# Event lists read from a widget page's labels, not seen in an export: another event there is doubtful, not wrong.
+UNCONFIRMED_EVENT_LISTS = {"capture-payments"}
+
 # Events a widget may leave out of its transitions: subflow and conversation triggers (older exports
 # lack them) and a split's match branches.
 OPTIONAL_EVENTS = {"incomingParent", "incomingConversationMessage", "match"}
