@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from callmask import cli
-from callmask.call_simulation import CallSimulator, CannotSimulate, compare
+from callmask.call_simulation import CallSimulator, CannotSimulate, SimulationError, compare
 from callmask.flow_diagram import mermaid, node_ids, svg
 from callmask.flow_graph import FlowGraph
 from callmask.flow_validation import validate
 from callmask.widget_library import OTHER_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
-from studio_corpus import CORPUS, definition, say, trigger, widget
+from studio_corpus import CORPUS, definition, say, split, trigger, widget
 
 NAMES = sorted(CORPUS)
 
@@ -286,3 +286,40 @@ def test_an_event_outside_a_confirmed_list_is_an_error_outside_an_unconfirmed_on
             state["transitions"].append({"event": "partialPayment"})
     found = {p.widget: p.warning for p in validate(flow) if "has no event 'partialPayment'" in p.what}
     assert found == {"get_account": False, "take_payment": True}
+
+
+@st.composite
+def generated_flows(draw):
+    """Flows of any shape from the widget library: every event listed, each `next` to any widget or none."""
+    kinds = sorted(set(WIDGET_EVENTS) - {"trigger"})
+    count = draw(st.integers(1, 12))
+    names = [f"w{index}" for index in range(count)]
+    target = st.one_of(st.none(), st.sampled_from(names))
+    states = [widget("Trigger", "trigger", {event: draw(target) for event in TRIGGER_EVENTS})]
+    for name in names:
+        kind = draw(st.sampled_from(kinds))
+        if kind == "split-based-on":
+            branches = [(draw(target), draw(st.sampled_from(["equal_to", "regex", "contains", "is_blank"])),
+                         draw(st.sampled_from(["1", "a.*", "", "yes"]))) for _ in range(draw(st.integers(0, 3)))]
+            states.append(split(name, "{{widgets.w0.Digits}}", draw(target), *branches))
+        else:
+            states.append(widget(name, kind, {event: draw(target) for event in WIDGET_EVENTS[kind]},
+                                 say="hi {{flow.variables.x}}", body="b", to="+1{{trigger.call.From}}"))
+    return definition("generated", *states)
+
+
+@settings(max_examples=300, deadline=None)
+@given(flow=generated_flows(), presses=st.lists(st.sampled_from(["1", "yes", ""]), max_size=3),
+       trigger_event=st.sampled_from(TRIGGER_EVENTS))
+def test_any_generated_flow_validates_draws_and_simulates_without_a_false_error(flow, presses, trigger_event):
+    errors = [p.what for p in validate(flow) if not p.warning]
+    assert all(what.startswith("no path from here ever ends the execution") for what in errors), errors
+    edges = [t for s in flow["states"] for t in s["transitions"] if t.get("next") or s["type"] != "trigger"]
+    assert len(re.findall(r"^    \S+ -\.?->\|", mermaid(flow), re.MULTILINE)) == len(edges)
+    ElementTree.fromstring(svg(flow))
+    try:
+        CallSimulator(flow).run(presses, trigger=trigger_event)
+    except CannotSimulate:
+        pytest.fail("every widget of the library with known events can be played")
+    except SimulationError as error:  # a loop past the step limit, an input the flow cannot take, an unwired trigger
+        assert re.search(r"loops|waits for|does not handle", str(error)), error
