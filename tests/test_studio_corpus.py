@@ -231,8 +231,15 @@ def test_validate_names_errors_studio_would_hit():
                            {"friendly_name": "bad", "type": "regex", "value": "([0-9]"}]}]},
                       widget("spin", "set-variables", {"next": "spin"}, variables=[]))
     found = {p.what.split(" (")[0].split(":")[0]: p.warning for p in validate(flow)}
-    assert found == {"Liquid syntax error in '{{ x | '": False, "the regex '([0-9]' is invalid": False,
+    assert found == {"Liquid `{{` is never closed in '{{ x | '": False, "the regex '([0-9]' is invalid": False,
                      "no path from here ever ends the execution": False}
+
+
+def test_liquid_python_liquid_cannot_parse_is_a_warning():
+    flow = definition("tags", trigger(incomingCall="hi"),
+                      say("hi", "{% if trigger.call.From %}hello{% endif %}{% unknowntag %}"))
+    (problem,) = validate(flow)
+    assert problem.warning and problem.what.startswith("Liquid in ") and "does not parse" in problem.what
 
 
 def test_a_loop_that_waits_for_the_caller_is_only_a_warning():

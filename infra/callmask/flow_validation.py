@@ -24,9 +24,13 @@ from callmask.widget_library import (
     WIDGET_TYPES,
 )
 
-# Liquid output that is only a variable path needs no parser; anything else is parsed by python-liquid.
+# Liquid output of a path or literal through simple filters (`{{widgets.a.Digits | remove: "*"}}`) is well
+# formed by this grammar and needs no parser; anything else is parsed by python-liquid.
 LIQUID = re.compile(r"\{\{|\{%")
-PLAIN_OUTPUT = re.compile(r"\{\{\s*[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*\s*\}\}")
+_PATH = r"[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*"
+_VALUE = rf"""(?:"[^"{{}}]*"|'[^'{{}}]*'|-?\d+(?:\.\d+)?|{_PATH})"""
+_FILTER = rf"\|\s*[A-Za-z_][\w-]*\s*(?::\s*{_VALUE}\s*(?:,\s*{_VALUE}\s*)*)?"
+SIMPLE_OUTPUT = re.compile(rf"\{{\{{-?\s*{_VALUE}\s*(?:{_FILTER})*-?\}}\}}")
 # Widgets that run without waiting for anyone: a loop of only these never ends.
 INSTANT_TYPES = {"split-based-on", "set-variables"}
 
@@ -144,12 +148,19 @@ def unlisted_events(state: dict[str, Any]) -> list[str]:
 
 
 def _liquid_syntax(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
-    """Liquid Studio cannot parse fails the widget at run time. python-liquid is loaded only for text
-    that is more than a plain `{{ variable.path }}`."""
+    """An output or tag never closed breaks the widget at run time: an error. What python-liquid cannot
+    parse beyond that is a warning, since its parser is stricter than Studio's in places (`a.limit`).
+    The parser is loaded only for text with more than simple outputs."""
     environment = None
     for state in graph.states:
         for text in strings_in(state):
-            if not LIQUID.search(text) or not LIQUID.search(PLAIN_OUTPUT.sub("", text)):
+            if not LIQUID.search(text):
+                continue
+            if opening := _unclosed(text):
+                yield Problem(str(state.get("name")), f"Liquid `{opening}` is never closed in {text[:60]!r}",
+                              "close every {{ with }} and every {% with %}")
+                break
+            if not LIQUID.search(SIMPLE_OUTPUT.sub("", text)):
                 continue
             if environment is None:
                 from liquid import Environment
@@ -158,9 +169,22 @@ def _liquid_syntax(graph: FlowGraph, _pin_length: int | None) -> Iterator[Proble
             try:
                 environment.parse(text)
             except LiquidError as error:
-                yield Problem(str(state.get("name")), f"Liquid syntax error in {text[:60]!r}: "
-                              f"{str(error).splitlines()[0]}", "fix the Liquid tags and filters")
+                yield Problem(str(state.get("name")), f"Liquid in {text[:60]!r} does not parse "
+                              f"({str(error).splitlines()[0]}), so it cannot be simulated",
+                              "check the tags and filters against Studio's Liquid", warning=True)
                 break
+
+
+def _unclosed(text: str) -> str | None:
+    """The first `{{` or `{%` with no closing `}}` or `%}` after it."""
+    for opening, closing in (("{{", "}}"), ("{%", "%}")):
+        start = text.find(opening)
+        while start != -1:
+            end = text.find(closing, start + 2)
+            if end == -1:
+                return opening
+            start = text.find(opening, end + 2)
+    return None
 
 
 def _endless(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
