@@ -19,7 +19,7 @@ from callmask.flow_diagram import mermaid, node_ids, svg
 from callmask.flow_graph import FlowGraph
 from callmask.flow_validation import validate
 from callmask.widget_library import OTHER_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
-from studio_corpus import CORPUS, definition, say, split, trigger, widget
+from studio_corpus import CORPUS, definition, reply, say, split, trigger, widget
 
 NAMES = sorted(CORPUS)
 
@@ -80,15 +80,15 @@ def test_simulation_follows_the_known_path(name, index):
 
 
 def test_branches_are_tried_in_order_and_the_first_that_holds_wins():
-    flow, _ = CORPUS["whatsapp_menu"]
+    flow = json.loads(json.dumps(CORPUS["whatsapp_menu"][0]))
     pick = next(s for s in flow["states"] if s["name"] == "pick")
-    result = CallSimulator(flow).run([], trigger="incomingMessage")
-    assert result.steps[-1].widget == "menu" and result.steps[-1].event == "timeout"
-    # "1" matches both `matches_any_of 1, hours` and (added last) `regex \d`: the first listed wins.
-    pick["transitions"].append({"event": "match", "next": "address", "conditions": [
+    # The second branch holds for "address": its own `next` is taken, not the first branch's.
+    assert CallSimulator(flow).run([reply("address")]).steps[-1].widget == "address"
+    # "1" holds for the first branch and for one added last: the first listed wins.
+    pick["transitions"].append({"event": "match", "next": "agent_handoff", "conditions": [
         {"friendly_name": "digit", "type": "regex", "value": "\\d"}]})
-    from studio_corpus import reply
-    assert CallSimulator(flow).run([reply("1")], trigger="incomingMessage").steps[-1].widget == "hours"
+    assert CallSimulator(flow).run([reply("1")]).steps[-1].widget == "hours"
+    assert CallSimulator(flow).run([reply("7")]).steps[-1].widget == "agent_handoff"
 
 
 def test_the_liquid_filters_studio_uses_render():
@@ -248,10 +248,11 @@ def test_a_loop_that_waits_for_the_caller_is_only_a_warning():
     assert problem.warning and "only the caller hanging up ends it" in problem.what
 
 
-def test_other_widget_types_are_accepted():
-    flow = definition("other", trigger(incomingMessage="task"),
-                      widget("task", "create-task", {"anything": None}) | {"type": sorted(OTHER_TYPES)[0]})
+@pytest.mark.parametrize("kind", sorted(OTHER_TYPES))
+def test_types_whose_events_are_unknown_are_accepted_and_played_with_an_outcome(kind):
+    flow = definition("other", trigger(incomingMessage="task"), widget("task", kind, {"done": None}))
     assert validate(flow) == []
+    assert CallSimulator(flow).run([], outcomes={"task": "done"}).steps[-1].event == "done"
 
 
 @settings(max_examples=150, deadline=None)
