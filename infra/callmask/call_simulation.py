@@ -160,7 +160,7 @@ class CallSimulator:
         self.liquid = None  # python-liquid loads on the first template: validate and diagram never need it
         self.templates: dict[str, Any] = {}
         self.pin_checks = self.graph.pin_check_names
-        self.number_checks = {str(s.get("name")) for s in self.graph.number_checks} if pins else set()
+        self.number_checks = {str(s.get("name")) for s in self.graph.number_checks}
 
     # ---- Liquid ----
     def render(self, text: Any, context: dict[str, Any], widget: str = "") -> str:

@@ -90,7 +90,7 @@ def draw(definition: dict[str, Any], form: str = "mermaid", pins: list[str] | No
     """The diagram of a flow. With the line's known `pins` its PIN and number checks are shaded, and the
     PINs masked in the definition before drawing, so they never reach a node id or a coordinate."""
     graph = FlowGraph(definition, pins)
-    guards = {str(s.get("name")) for s in graph.pin_checks + (graph.number_checks if pins else [])}
+    guards = {str(s.get("name")) for s in graph.pin_checks + graph.number_checks}
     shown = definition if reveal or not pins else masked(definition, pins)
     return svg(shown, guards) if form == "svg" else mermaid(shown)
 

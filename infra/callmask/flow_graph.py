@@ -48,6 +48,15 @@ class FlowGraph:
                 found.setdefault(edge.source, []).append(edge)
         return found
 
+    @cached_property
+    def predecessors(self) -> dict[str, list[str]]:
+        """The widgets with a transition to each widget."""
+        found: dict[str, list[str]] = {}
+        for source, edges in self.outgoing.items():
+            for edge in edges:
+                found.setdefault(str(edge.target), []).append(source)
+        return found
+
     def successors(self, name: str, without: frozenset[Edge] = frozenset()) -> list[str]:
         return [e.target for e in self.outgoing.get(name, []) if e not in without]
 
@@ -87,16 +96,12 @@ class FlowGraph:
                     seen.add(child)
                     stack.append((child, iter(self.successors(child))))
         number = {name: index for index, name in enumerate(order)}
-        predecessors: dict[str, list[str]] = {name: [] for name in order}
-        for name in order:
-            for target in self.successors(name):
-                predecessors[target].append(name)
         idom = {self.initial: self.initial} if order else {}
         changed = True
         while changed:
             changed = False
             for name in reversed(order[:-1]):
-                processed = [p for p in predecessors[name] if p in idom]
+                processed = [p for p in self.predecessors.get(name, []) if p in idom]
                 new = processed[0]
                 for other in processed[1:]:
                     a, b = new, other
@@ -156,7 +161,10 @@ class FlowGraph:
 
     @cached_property
     def number_checks(self) -> list[dict[str, Any]]:
-        """Splits that test the number to dial with a regex."""
+        """Splits that test the number to dial with a regex: a dial-out role, so only for a line whose PINs
+        are given (possibly none); otherwise a regex split is just a split."""
+        if self.known_pins is None:
+            return []
         return [s for s in self.of_type("split-based-on") if any(c.get("type") == "regex" for c in conditions(s))]
 
     def pins(self) -> list[str]:

@@ -192,13 +192,9 @@ def _endless(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
     widgets that wait for no one; elsewhere only the caller hanging up ends it."""
     can_end = {e.source for e in graph.edges if e.target is None or e.target not in graph.by_name}
     can_end |= {str(s.get("name")) for s in graph.states if unlisted_events(s)}
-    predecessors: dict[str, list[str]] = {}
-    for source, edges in graph.outgoing.items():
-        for edge in edges:
-            predecessors.setdefault(str(edge.target), []).append(source)
     pending = list(can_end)
     while pending:
-        for source in predecessors.get(pending.pop(), []):
+        for source in graph.predecessors.get(pending.pop(), []):
             if source not in can_end:
                 can_end.add(source)
                 pending.append(source)
