@@ -299,6 +299,10 @@ class _Walk:
     def render(self, text: Any, widget: str) -> str:
         return self.simulator.render(text, self.context, widget)
 
+    def hangs_up(self) -> bool:
+        """The caller hangs up where they would otherwise go on waiting, their inputs spent."""
+        return self.hangup and not self.inputs
+
     def next_input(self, widget: str, wanted: tuple[str, ...]) -> CallerInput | None:
         if not self.inputs:
             return None
@@ -312,7 +316,7 @@ class _Walk:
         name, kind = str(state.get("name")), str(state.get("type"))
         props = state.get("properties") if isinstance(state.get("properties"), dict) else {}
         step = Step(name, kind, None)
-        if name in self.outcomes and kind not in ("trigger", "split-based-on"):
+        if name in self.outcomes:  # never a trigger or a split: run() refuses those
             step.event, step.note = self.outcomes[name], "chosen with --outcome"
             return step, None
         handler = getattr(self, "_" + kind.replace("-", "_"), None)
@@ -367,7 +371,7 @@ class _Walk:
         caller_id = self.render(props.get("caller_id"), step.widget)
         step.dial = {"to": to, "caller_id": caller_id}
         self.context["widgets"][step.widget] = {"DialCallStatus": self.dial_status}
-        step.event = "hangup" if self.hangup and not self.inputs else "callCompleted"
+        step.event = "hangup" if self.hangs_up() else "callCompleted"
         # Studio ends the dial with callCompleted whatever the callee did; DialCallStatus tells.
         answered = self.dial_status in ("completed", "answered")
         self.result.outcome = "connected" if answered else f"callee_{self.dial_status}"
@@ -392,11 +396,11 @@ class _Walk:
         return {"to": self.render(to, widget), "body": self.render(props.get("body"), widget)}
 
     def _record_voicemail(self, step: Step, props: dict[str, Any]) -> None:
-        step.event = "hangup" if self.hangup and not self.inputs else "recordingComplete"
+        step.event = "hangup" if self.hangs_up() else "recordingComplete"
         self.context["widgets"][step.widget] = {"RecordingUrl": "https://api.twilio.com/recording-simulated"}
 
     def _capture_payments(self, step: Step, props: dict[str, Any]) -> None:
-        step.event = "hangup" if self.hangup and not self.inputs else "success"
+        step.event = "hangup" if self.hangs_up() else "success"
         step.note = f"assumed the payment succeeded; choose another with --outcome {step.widget}=EVENT"
 
     def split(self, state: dict[str, Any], step: Step) -> tuple[Step, int | None]:
