@@ -13,13 +13,13 @@ from xml.etree import ElementTree
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from callmask import cli
 from callmask.call_simulation import CallSimulator, CannotSimulate, SimulationError, compare
 from callmask.flow_diagram import mermaid, node_ids, svg
 from callmask.flow_graph import FlowGraph
 from callmask.flow_validation import validate
 from callmask.widget_library import OTHER_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
 from studio_corpus import CORPUS, definition, reply, say, split, trigger, widget
+from test_cli import run
 
 NAMES = sorted(CORPUS)
 
@@ -147,12 +147,6 @@ def test_an_unreadable_time_or_unknown_filter_is_named_not_crashed_on():
         CallSimulator(flow).run([])
 
 
-def run_command(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def write(tmp_path, flow) -> str:
     path = tmp_path / "flow.json"
     path.write_text(json.dumps(flow))
@@ -161,7 +155,7 @@ def write(tmp_path, flow) -> str:
 
 def test_simulate_a_messaging_flow_from_the_command(capsys, tmp_path):
     flow, _ = CORPUS["sms_survey"]
-    code, out, _ = run_command(capsys, "simulate", write(tmp_path, flow), "--message", "hi",
+    code, out, _ = run(capsys, "simulate", write(tmp_path, flow), "--message", "hi",
                                "--reply", "yes", "--reply", "9")
     assert code == 0 and out.splitlines() == [
         "[Trigger] incoming message",
@@ -177,21 +171,21 @@ def test_simulate_a_messaging_flow_from_the_command(capsys, tmp_path):
 
 def test_simulate_says_what_it_cannot_play_and_exits_3(capsys, tmp_path):
     flow = definition("chat", trigger(incomingCall="task"), widget("task", "create-task", {"success": None}))
-    code, out, _ = run_command(capsys, "simulate", write(tmp_path, flow), "--json")
+    code, out, _ = run(capsys, "simulate", write(tmp_path, flow), "--json")
     report = json.loads(out)
     assert code == 3 and report["cannot_simulate"].startswith("widget task: type 'create-task'")
-    code, out, _ = run_command(capsys, "simulate", write(tmp_path, flow), "--outcome", "task=success")
+    code, out, _ = run(capsys, "simulate", write(tmp_path, flow), "--outcome", "task=success")
     assert code == 0 and "[task] create-task -> success (chosen with --outcome)" in out
 
 
 def test_simulate_a_rest_flow_with_data_outcomes_and_outputs(capsys, tmp_path):
     flow, _ = CORPUS["outbound_voice_message"]
-    code, out, _ = run_command(capsys, "simulate", write(tmp_path, flow), "--data", "message=Shipped.",
+    code, out, _ = run(capsys, "simulate", write(tmp_path, flow), "--data", "message=Shipped.",
                                "--outcome", "call_user=busy")
     assert code == 0 and out.splitlines()[0] == "[Trigger] execution started by a REST API request"
     assert "[text_user] sends to +14155550123: “We tried to call you: Shipped.”" in out
     flow, _ = CORPUS["vip_function"]
-    code, out, _ = run_command(capsys, "simulate", write(tmp_path, flow), "--output", "is_vip.parsed.vip=true")
+    code, out, _ = run(capsys, "simulate", write(tmp_path, flow), "--output", "is_vip.parsed.vip=true")
     assert code == 0 and "dials +14155550130" in out
 
 
@@ -205,22 +199,22 @@ def test_simulate_a_rest_flow_with_data_outcomes_and_outputs(capsys, tmp_path):
     ("whatsapp_menu", ["--press", "1"], "widget menu waits for reply, but the next input is keys '1'"),
 ])
 def test_simulate_bad_choices_are_one_line(capsys, tmp_path, name, argv, expected):
-    code, _, err = run_command(capsys, "simulate", write(tmp_path, CORPUS[name][0]), *argv)
+    code, _, err = run(capsys, "simulate", write(tmp_path, CORPUS[name][0]), *argv)
     assert code == 1 and expected in err and len(err.strip().splitlines()) == 1
 
 
 def test_inputs_no_widget_waited_for_are_reported(capsys, tmp_path):
     flow, _ = CORPUS["vip_function"]
-    code, out, _ = run_command(capsys, "simulate", write(tmp_path, flow), "--reply", "yes")
+    code, out, _ = run(capsys, "simulate", write(tmp_path, flow), "--reply", "yes")
     assert code == 0 and "not used: reply “yes” (no widget waited for it)" in out
 
 
 def test_a_flow_that_starts_only_on_messages_is_not_played_as_a_call(capsys, tmp_path):
     flow, _ = CORPUS["sms_survey"]
-    code, out, _ = run_command(capsys, "simulate", write(tmp_path, flow))
+    code, out, _ = run(capsys, "simulate", write(tmp_path, flow))
     assert code == 0 and out.startswith("[Trigger] incoming message")
     both = definition("two", trigger(incomingMessage="a", incomingRequest="a"), say("a", "hi"))
-    code, _, err = run_command(capsys, "simulate", write(tmp_path, both))
+    code, _, err = run(capsys, "simulate", write(tmp_path, both))
     assert code == 1 and "the flow starts on incomingMessage, incomingRequest: choose one with --trigger" in err
 
 
@@ -281,7 +275,7 @@ def test_validate_of_plain_liquid_does_not_load_the_liquid_parser(tmp_path):
 
 def test_an_event_the_flow_does_not_handle_is_said_not_played(capsys, tmp_path):
     flow, _ = CORPUS["ivr_menu"]
-    code, _, err = run_command(capsys, "simulate", write(tmp_path, flow), "--trigger", "incomingMessage")
+    code, _, err = run(capsys, "simulate", write(tmp_path, flow), "--trigger", "incomingMessage")
     assert code == 1 and err.strip() == ("callmask: error: the flow does not handle incomingMessage: its trigger's "
                                          "incomingMessage has no next (it starts on incomingCall)")
 
