@@ -1,26 +1,44 @@
-"""Shared fixtures: a Twilio fake over real HTTP, and providers configured the way the engine does."""
+"""Shared fixtures: a Twilio fake over real HTTP (one server per test worker, a new account per test),
+providers configured the way the engine does, the fault matrix's table, and (real_time_guard.py) the guard
+that keeps the suite from waiting in real time."""
 
 from __future__ import annotations
 
 import pytest
-from callmask.twilio_api import BACKOFF_VARIABLE, BASE_URL_VARIABLE
+from callmask.twilio_api import BASE_URL_VARIABLE
 from pulumi.dynamic import Config, ConfigureRequest
 from twilio_fake import ACCOUNT_SID, AUTH_TOKEN, TwilioFake
 
+pytest_plugins = ["real_time_guard"]
+
 TEST_PINS = ["24681357", "86420135"]
+CREDENTIAL_VARIABLES = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET",
+                        "TWILIO_REGION", "TWILIO_EDGE")
+
+
+@pytest.fixture(scope="session")
+def twilio_server():
+    fake = TwilioFake().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture
-def twilio(monkeypatch):
-    fake = TwilioFake().start()
-    fake.available["US"] = ["+14155550100", "+14155550101", "+14155550102", "+12125550100"]
+def fresh_twilio(twilio_server, monkeypatch) -> TwilioFake:
+    """The worker's fake as a new account with no numbers for sale, and the clients pointed at it."""
+    fake = twilio_server.reset()
     monkeypatch.setenv(BASE_URL_VARIABLE, fake.base_url)
-    monkeypatch.setenv(BACKOFF_VARIABLE, "0.01")  # retries and second looks without the real waits
-    for variable in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET",
-                     "TWILIO_REGION", "TWILIO_EDGE"):
+    for variable in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    return fake
+
+
+@pytest.fixture
+def twilio(fresh_twilio):
+    fake = fresh_twilio
+    fake.available["US"] = ["+14155550100", "+14155550101", "+14155550102", "+12125550100"]
     yield fake
-    fake.stop()
+    fake.settle()
     assert fake.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"
 
 
@@ -32,20 +50,34 @@ def configured(provider_class):
     return provider
 
 
-# Rows of the fault matrix (tests/test_fault_matrix.py), printed after the run.
-fault_matrix_report: list[tuple[str, str, dict[str, str]]] = []
+# ---- the fault matrix's table (tests/test_fault_matrix.py) ----
+# Each matrix test records its cells as a user property, which pytest-xdist carries from the worker to
+# the main process, where the table is put together and printed after the run.
+FAULT_MATRIX_PROPERTY = "fault_matrix_cells"
+# (command, call's index, call, fault's index, fault, outcomes)
+fault_matrix_cells: list[tuple[str, int, str, int, str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for name, cells in report.user_properties:
+            if name == FAULT_MATRIX_PROPERTY:
+                fault_matrix_cells.extend(tuple(cell) for cell in cells)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not fault_matrix_report:
+    if not fault_matrix_cells:
         return
-    faults = list(fault_matrix_report[0][2])
+    faults = [fault for _, fault in sorted({(index, fault) for *_, index, fault, _ in fault_matrix_cells})]
+    rows: dict[tuple[str, int, str], dict[str, str]] = {}
+    for command, index, call, _, fault, outcomes in fault_matrix_cells:
+        rows.setdefault((command, index, call), {})[fault] = outcomes
     write = terminalreporter.write_line
     terminalreporter.section("fault matrix: outcome at the first attempt / at every attempt")
     write("ok: the command succeeded anyway; err: it failed with one clean line. Either way the re-run, a "
           "second up (no writes) and destroy ended in the same state.")
     write(f"{'command':<15} {'Twilio call':<46} " + " ".join(f"{fault:>15}" for fault in faults))
-    for command, call, row in fault_matrix_report:
-        write(f"{command:<15} {call[:46]:<46} " + " ".join(f"{row[fault]:>15}" for fault in faults))
-    cases = sum(2 * len(row) for _, _, row in fault_matrix_report)
-    write(f"{len(fault_matrix_report)} calls x {len(faults)} faults x 2 = {cases} cases")
+    for (command, _, call), row in sorted(rows.items()):
+        write(f"{command:<15} {call[:46]:<46} " + " ".join(f"{row.get(fault, '-'):>15}" for fault in faults))
+    cases = sum(len(outcomes.split("/")) for *_, outcomes in fault_matrix_cells)
+    write(f"{len(rows)} calls x {len(faults)} faults x 2 = {cases} cases")

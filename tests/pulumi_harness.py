@@ -7,6 +7,7 @@ RegisterResource request so options (parent, retainOnDelete, additionalSecretOut
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class ProgramRun:
 
 
 def run_program(stack: str, config: dict[str, str], secret_keys: list[str]) -> ProgramRun:
+    ensure_event_loop()
     mocks = LineMocks()
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)  # each run gets its own root stack resource, named for its stack
@@ -118,3 +120,12 @@ def run_program(stack: str, config: dict[str, str], secret_keys: list[str]) -> P
     except Exception as error:  # the program's own error is what the test asserts on
         run.error = error
     return run
+
+
+def ensure_event_loop() -> None:
+    """Pulumi's mocks run on the thread's event loop; a test that ran `asyncio.run()` before this one on the
+    same worker (in whatever order the workers took them) leaves the thread with none."""
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())

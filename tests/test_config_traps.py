@@ -198,3 +198,10 @@ def test_a_deeply_nested_flow_file_is_no_traceback(capsys, tmp_path, depth):
         code = main([*argv, "--pins", "1234", str(path)])
         output = capsys.readouterr()
         assert code in (0, 1) and "Traceback" not in output.err and "1234" not in output.out, argv
+
+
+def test_a_value_nested_thousands_deep_is_one_line(capsys, tmp_path):
+    deep = "[" * 3000 + "]" * 3000
+    code, output = command(capsys, project_with(tmp_path, f"config:\n  callmask:voice: {deep}\n"))
+    assert code == 1 and "Traceback" not in output
+    assert "- callmask:voice: expected a Twilio voice name such as Polly.Joanna, got a list nested too deep to print" in output

@@ -32,11 +32,11 @@ def readme_pin_command() -> str:
 
 
 @pytest.fixture
-def fake():
-    twilio = TwilioFake().start()
+def fake(fresh_twilio):
+    twilio = fresh_twilio
     twilio.available["US"] = ["+14155550100", "+14155550101", "+12125550100"]
     yield twilio
-    twilio.stop()
+    twilio.settle()
     assert twilio.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"
 
 

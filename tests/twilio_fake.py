@@ -7,13 +7,15 @@ allowance is Twilio's documented way to clear a field: sending it empty (`VoiceU
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import re
+import select
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
@@ -62,9 +64,14 @@ def spec(host: str) -> OpenAPI:
             path = SPEC_DIR / name
             if not path.exists():
                 raise RuntimeError(f"{path} is missing: run `make setup` to fetch Twilio's OpenAPI specs")
-            config = Config(extra_format_validators=TWILIO_FORMATS,
+            # The spec documents are pinned by hash and checked to be valid OpenAPI once per run
+            # (tests/test_twilio_fake.py), not again by every process that loads them (seconds each).
+            config = Config(spec_validator_cls=None, extra_format_validators=TWILIO_FORMATS,
                             extra_format_unmarshallers={name: (lambda value: value) for name in TWILIO_FORMATS})
             _specs[spec_host] = OpenAPI.from_dict(json.loads(path.read_text()), config=config)
+        # The specs are millions of objects that live as long as the process: kept out of the garbage
+        # collector's full passes, which would otherwise pause every request now and then.
+        gc.freeze()
     return _specs[host]
 
 
@@ -89,13 +96,16 @@ class SpecRequest(WerkzeugOpenAPIRequest):
 
 # How an injected fault fails a request: with an HTTP error answer, or with no answer at all, Twilio
 # having acted on the request or not.
+# A held request is held until the client gives up (its timeout closes the connection), so a test waits
+# exactly the client's timeout and no fixed delay on top.
 ANSWER = "answer"                  # an error status (429, 500, 503, 400, 404, ...), nothing done
 RESET_BEFORE = "reset before acting"
 RESET_AFTER = "reset after acting"
-TIMEOUT_BEFORE = "timeout before acting"   # held past the client's timeout, never acted on
-TIMEOUT_AFTER = "timeout after acting"     # acted on, the answer held past the client's timeout
-LATE = "acts after the client gave up"     # held past the client's timeout, then acted on
-NO_ANSWER = (RESET_BEFORE, RESET_AFTER, TIMEOUT_BEFORE, TIMEOUT_AFTER, LATE)
+TIMEOUT_BEFORE = "timeout before acting"   # held until the client gives up, never acted on
+TIMEOUT_AFTER = "timeout after acting"     # acted on, the answer held until the client gives up
+LATE = "acts after the client gave up"     # held until the client gives up, then acted on
+HELD = (TIMEOUT_BEFORE, TIMEOUT_AFTER, LATE)
+NO_ANSWER = (RESET_BEFORE, RESET_AFTER, *HELD)
 
 
 @dataclass
@@ -106,7 +116,7 @@ class Fault:
     code: int | None = None
     times: int = 1  # how many matching requests fail; a large number: every attempt
     skip: int = 0  # matching requests let through before the first failure
-    delay: float = 0.0  # for the kinds that hold a request: how long
+    held_at_most: float = 10.0  # for the kinds that hold a request: the longest wait for the client to give up
     retry_after: str | None = None
     kind: str = ANSWER
 
@@ -140,7 +150,7 @@ class TwilioFake:
     echo_definition_in_errors: bool = False
     in_flight: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
 
     # ---- setup and inspection used by tests ----
     def start(self) -> "TwilioFake":
@@ -154,6 +164,18 @@ class TwilioFake:
     def stop(self) -> None:
         self.server.shutdown()
         self.thread.join()
+
+    def reset(self) -> "TwilioFake":
+        """A new account on the same server (one server serves every test of a worker): every field back
+        to its default, once no request is in flight."""
+        self.settle()
+        with self._lock:
+            for spec_field in fields(self):
+                if spec_field.name in ("in_flight", "_lock"):
+                    continue
+                default = spec_field.default if spec_field.default_factory is MISSING else spec_field.default_factory()
+                setattr(self, spec_field.name, default)
+        return self
 
     def fail(self, method: str, path: str, **fault: Any) -> None:
         self.faults.append(Fault(method, re.compile(path), **fault))
@@ -182,12 +204,12 @@ class TwilioFake:
         finally:
             with self._lock:
                 self.in_flight -= 1
+                self._lock.notify_all()
 
     def settle(self, seconds: float = 10.0) -> None:
         """Wait until no request is being held (an operator re-runs after late requests have landed)."""
-        deadline = time.monotonic() + seconds
-        while self.in_flight and time.monotonic() < deadline:
-            time.sleep(0.01)
+        with self._lock:
+            self._lock.wait_for(lambda: self.in_flight == 0, timeout=seconds)
 
     def _answer(self, environ, start_response):
         request = Request(environ)
@@ -201,14 +223,14 @@ class TwilioFake:
             response = None
         else:
             if fault and fault.kind == LATE:
-                time.sleep(fault.delay)
+                _wait_for_the_client_to_give_up(environ, fault.held_at_most)
             with self._lock:
                 response = self._route(request)
         self.calls.append(Call(request.method, request.path, response.status_code if response else 0))
         if response is not None:
             self._validate_response(request, response, host)
         if fault and fault.kind in (TIMEOUT_BEFORE, TIMEOUT_AFTER):
-            time.sleep(fault.delay)
+            _wait_for_the_client_to_give_up(environ, fault.held_at_most)
         if fault and fault.kind in NO_ANSWER:
             # Cut the connection; the answer written below goes nowhere (for the held kinds the client
             # gave up long ago).
@@ -226,21 +248,14 @@ class TwilioFake:
         return None
 
     def _validate_request(self, request: Request, host: str) -> None:
-        result = spec(host).unmarshal_request(SpecRequest(request, host))
-        if result.errors:
-            self.spec_violations.append(f"request {request.method} {request.path}: {_explain(result.errors)}")
+        if violation := _verdict(_request_key(request, host), lambda: _request_violation(request, host)):
+            self.spec_violations.append(violation)
 
     def _validate_response(self, request: Request, response: Response, host: str) -> None:
-        result = spec(host).unmarshal_response(SpecRequest(request, host), WerkzeugOpenAPIResponse(response))
-        if response.status_code >= 400 and all(isinstance(e, ResponseNotFound) for e in result.errors):
-            # Twilio's specs document success responses only; errors have Twilio's one error shape.
-            body = json.loads(response.get_data())
-            shape = {"code": int, "message": str, "more_info": str, "status": int}
-            if not all(isinstance(body.get(key), kind) for key, kind in shape.items()) or body["status"] != response.status_code:
-                self.spec_violations.append(f"error response to {request.method} {request.path}: {body}")
-        elif result.errors:
-            self.spec_violations.append(f"response {response.status_code} to {request.method} {request.path}: "
-                                        f"{_explain(result.errors)}")
+        key = (_request_key(request, host), response.status_code, response.mimetype,
+               tuple(response.headers.items()), response.get_data())
+        if violation := _verdict(key, lambda: _response_violation(request, response, host)):
+            self.spec_violations.append(violation)
 
     def _route(self, request: Request) -> Response:
         method, path, form = request.method, request.path, request.form
@@ -444,6 +459,56 @@ class TwilioFake:
         if details:
             body["details"] = details
         return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+# ---- validation against the specs ----
+# Validation only: the fake reads the request itself, so openapi-core's unmarshalling (four times the cost
+# of the same checks) would be thrown away. A verdict is a function of the exact bytes checked (method, URL,
+# headers, body; for a response also its status, headers and body), and a test run sends the same ones
+# many times over (every account starts the same), so each distinct one is checked once per process.
+_verdicts: dict[tuple, str | None] = {}
+MOST_VERDICTS_KEPT = 20_000
+
+
+def _verdict(key: tuple, check: Callable[[], str | None]) -> str | None:
+    if key not in _verdicts:
+        if len(_verdicts) >= MOST_VERDICTS_KEPT:
+            _verdicts.clear()
+        _verdicts[key] = check()
+    return _verdicts[key]
+
+
+def _request_key(request: Request, host: str) -> tuple:
+    return (host, request.method, request.full_path, tuple(request.headers.items()), request.get_data())
+
+
+def _request_violation(request: Request, host: str) -> str | None:
+    errors = list(spec(host).iter_request_errors(SpecRequest(request, host)))
+    return f"request {request.method} {request.path}: {_explain(errors)}" if errors else None
+
+
+def _response_violation(request: Request, response: Response, host: str) -> str | None:
+    errors = list(spec(host).iter_response_errors(SpecRequest(request, host), WerkzeugOpenAPIResponse(response)))
+    if response.status_code >= 400 and all(isinstance(e, ResponseNotFound) for e in errors):
+        # Twilio's specs document success responses only; errors have Twilio's one error shape.
+        body = json.loads(response.get_data())
+        shape = {"code": int, "message": str, "more_info": str, "status": int}
+        if not all(isinstance(body.get(key), kind) for key, kind in shape.items()) or body["status"] != response.status_code:
+            return f"error response to {request.method} {request.path}: {body}"
+        return None
+    if errors:
+        return f"response {response.status_code} to {request.method} {request.path}: {_explain(errors)}"
+    return None
+
+
+def _wait_for_the_client_to_give_up(environ, at_most: float) -> None:
+    """Hold a request until the client closes the connection (its timeout fired), or `at_most` seconds."""
+    connection = environ["werkzeug.socket"]
+    deadline = time.monotonic() + at_most
+    while (left := deadline - time.monotonic()) > 0:
+        readable, _, _ = select.select([connection], [], [], left)
+        if readable:  # closed by the client (a client that gets no answer sends nothing more)
+            return
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -102,6 +102,8 @@ def shown(value: Any) -> str:
         text = repr(value)
     except ValueError:  # an integer too long to print
         return "a number of thousands of digits"
+    except RecursionError:  # lists or maps nested thousands deep
+        return f"a {type(value).__name__} nested too deep to print"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -90,7 +90,7 @@ def is_encrypted(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"}
 
 
-class _StackFileLoader(yaml.SafeLoader):
+class _StackFileLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: fast on deep nesting
     """YAML as Pulumi reads a stack file, for what matters here: an integer too long for a number stays text."""
 
     def construct_yaml_int(self, node):
