@@ -9,8 +9,12 @@ SPECS := $(SPEC_DIR)/twilio_studio_v2.json $(SPEC_DIR)/twilio_api_v2010.json
 
 TOOLS := .tools/bin
 
-.PHONY: setup venv specs tools
+.PHONY: setup venv specs tools demo
 setup: venv specs tools
+
+# The whole loop with no Twilio account: a local Twilio, `pulumi up`, calls, a prompt change, `destroy`.
+demo: setup
+	$(VENV)/bin/python -m callmask.demo
 
 # The Python environment alone: what the `callmask` command needs.
 venv: $(VENV)/.installed

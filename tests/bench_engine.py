@@ -23,13 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pulumi_cli import REPO, PulumiProject  # noqa: E402
 from test_engine_lifecycle import readme_pin_command  # noqa: E402
-from twilio_fake import ACCOUNT_SID, AUTH_TOKEN, TwilioFake  # noqa: E402
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio  # noqa: E402
 
 EMPTY_PROGRAM = {"Pulumi.yaml": "name: floor\nruntime:\n  name: python\n  options:\n    toolchain: pip\n",
                  "__main__.py": "import pulumi\n"}
 
 
-def timed(project: PulumiProject, fake: TwilioFake, *args: str) -> tuple[float, int]:
+def timed(project: PulumiProject, fake: LocalTwilio, *args: str) -> tuple[float, int]:
     before = len(fake.calls)
     started = time.perf_counter()
     project.run(*args)
@@ -51,12 +51,12 @@ def empty_program_preview(runs: int) -> list[tuple[float, int]]:
             (root / "program" / name).write_text(text)
         floor = PulumiProject(root / "program", {}, copy=False)
         floor.run("stack", "init", "floor")
-        fake = TwilioFake()  # never started: counts stay at zero
+        fake = LocalTwilio()  # never started: counts stay at zero
         return [timed(floor, fake, "preview") for _ in range(runs)]
 
 
 def line_steps(runs: int) -> dict[str, list[tuple[float, int]]]:
-    fake = TwilioFake().start()
+    fake = LocalTwilio().start()
     fake.own_number("+14155550142")
     steps: dict[str, list[tuple[float, int]]] = {}
     try:

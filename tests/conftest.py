@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from callmask.twilio_api import BASE_URL_VARIABLE
 from pulumi.dynamic import Config, ConfigureRequest
-from twilio_fake import ACCOUNT_SID, AUTH_TOKEN, TwilioFake
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
 
 pytest_plugins = ["real_time_guard"]
 
@@ -18,13 +18,13 @@ CREDENTIAL_VARIABLES = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_K
 
 @pytest.fixture(scope="session")
 def twilio_server():
-    fake = TwilioFake().start()
+    fake = LocalTwilio().start()
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def fresh_twilio(twilio_server, monkeypatch) -> TwilioFake:
+def fresh_twilio(twilio_server, monkeypatch) -> LocalTwilio:
     """The worker's fake as a new account with no numbers for sale, and the clients pointed at it."""
     fake = twilio_server.reset()
     monkeypatch.setenv(BASE_URL_VARIABLE, fake.base_url)
@@ -40,6 +40,7 @@ def twilio(fresh_twilio):
     yield fake
     fake.settle()
     assert fake.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"
+    assert fake.unserved == [], "requests reached routes the local Twilio does not serve"
 
 
 def configured(provider_class):

@@ -19,7 +19,7 @@ from callmask.stack_config import from_files, is_encrypted
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.settings import get_root_resource
-from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
 
 PROGRAM = Path(__file__).resolve().parents[1] / "infra" / "__main__.py"
 WEBHOOK = "https://webhooks.twilio.com/v1/Accounts/{account}/Flows/{sid}"

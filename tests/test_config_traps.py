@@ -15,7 +15,7 @@ from conftest import TEST_PINS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pulumi_harness import engine_value, run_program
-from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
 
 DEV = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
 

@@ -15,7 +15,7 @@ from callmask.settings import parse_settings
 from callmask.stack_config import from_files
 from conftest import TEST_PINS
 from pulumi_cli import PASSPHRASE, REPO, PulumiProject
-from twilio_fake import ACCOUNT_SID, AUTH_TOKEN, TwilioFake
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
 
 API_KEY, API_SECRET = "SK" + "c" * 32, "fake-api-secret-0a9b8c7d6e5f4a3b"
 SECRETS = (*TEST_PINS, AUTH_TOKEN, API_SECRET, PASSPHRASE)
@@ -38,9 +38,10 @@ def fake(fresh_twilio):
     yield twilio
     twilio.settle()
     assert twilio.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"
+    assert twilio.unserved == [], "requests reached routes the local Twilio does not serve"
 
 
-def project(tmp_path, fake: TwilioFake, **environment: str) -> PulumiProject:
+def project(tmp_path, fake: LocalTwilio, **environment: str) -> PulumiProject:
     return PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, **environment})
 
 

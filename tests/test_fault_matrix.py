@@ -22,7 +22,7 @@ from callmask.providers.twilio_provider import MAX_MESSAGE, ProviderError
 from callmask.twilio_api import TIMEOUT_VARIABLE
 from conftest import FAULT_MATRIX_PROPERTY, TEST_PINS
 from line_driver import Line
-from twilio_fake import ANSWER, AUTH_TOKEN, LATE, RESET_AFTER, RESET_BEFORE, TIMEOUT_AFTER, TIMEOUT_BEFORE, TwilioFake
+from callmask.local_twilio import ANSWER, AUTH_TOKEN, LATE, RESET_AFTER, RESET_BEFORE, TIMEOUT_AFTER, TIMEOUT_BEFORE, LocalTwilio
 
 # The client's timeout: a held request costs exactly this (the fake holds it until the client gives up).
 # Far above what the fake takes to answer (a few milliseconds), so only the held requests time out.
@@ -53,12 +53,12 @@ COMMANDS = ("up-create", "up-prompt", "refresh", "destroy")
 
 
 @pytest.fixture
-def account(fresh_twilio, monkeypatch) -> TwilioFake:
+def account(fresh_twilio, monkeypatch) -> LocalTwilio:
     monkeypatch.setenv(TIMEOUT_VARIABLE, str(CLIENT_TIMEOUT))
     return fresh_twilio
 
 
-def new_account(fake: TwilioFake, stack: str) -> TwilioFake:
+def new_account(fake: LocalTwilio, stack: str) -> LocalTwilio:
     fake.reset()
     fake.available["US"] = ["+14155550100", "+14155550101", "+14155550102"]
     if stack == "prod":
@@ -66,7 +66,7 @@ def new_account(fake: TwilioFake, stack: str) -> TwilioFake:
     return fake
 
 
-def prepared(fake: TwilioFake, stack: str, command: str) -> Line:
+def prepared(fake: LocalTwilio, stack: str, command: str) -> Line:
     """A new account on the fake and a line in the state the command starts from."""
     new_account(fake, stack)
     line = Line(stack, **STACKS[stack])
@@ -81,7 +81,7 @@ def run(line: Line, command: str) -> None:
     {"up-create": line.up, "up-prompt": line.up, "refresh": line.refresh, "destroy": line.destroy}[command]()
 
 
-def calls_of(fake: TwilioFake, stack: str, command: str) -> list[tuple[str, str]]:
+def calls_of(fake: LocalTwilio, stack: str, command: str) -> list[tuple[str, str]]:
     line = prepared(fake, stack, command)
     before = len(fake.calls)
     run(line, command)
@@ -97,7 +97,7 @@ def assert_one_clean_line(error: Exception) -> None:
         assert secret not in text
 
 
-def one_case(fake: TwilioFake, stack: str, command: str, call_index: int, calls: list[tuple[str, str]],
+def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls: list[tuple[str, str]],
              fault: str, mode: str) -> str:
     line = prepared(fake, stack, command)
     method, path = calls[call_index]
@@ -122,7 +122,7 @@ def one_case(fake: TwilioFake, stack: str, command: str, call_index: int, calls:
     return outcome
 
 
-def assert_end_state(fake: TwilioFake, stack: str, line: Line) -> None:
+def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
     assert fake.purchases_while_holding_one == [], "a second number was bought while the stack held one"
     if stack == "prod":
         assert fake.purchases == [], "prod adopts the number the account owns"

@@ -13,7 +13,7 @@ from callmask.stack_config import stack_names
 from conftest import TEST_PINS, configured
 from pulumi.runtime.rpc import is_rpc_secret
 from pulumi_harness import WEBHOOK, engine_config, run_program
-from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
 
 STACKS = stack_names()
 

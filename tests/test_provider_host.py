@@ -21,7 +21,7 @@ from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto, rpc
 from pulumi.runtime.proto import provider_pb2_grpc
 from test_providers import flow_props
-from twilio_fake import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
 
 MAIN_DIR = Path(__file__).resolve().parents[1] / "infra"
 

@@ -16,7 +16,7 @@ from callmask.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
 from conftest import TEST_PINS, configured
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException
-from twilio_fake import ACCOUNT_SID, TIMEOUT_AFTER
+from callmask.local_twilio import ACCOUNT_SID, TIMEOUT_AFTER
 
 
 def flow_props(stack: str = "dev", **prompts: str) -> dict:

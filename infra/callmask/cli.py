@@ -335,17 +335,38 @@ def parser() -> argparse.ArgumentParser:
     diff = commands.add_parser("diff", parents=[common], help="Markdown review of a flow change")
     diff.add_argument("files", nargs="*", metavar="OLD NEW", help="two flow files (or, with --stack, templates)")
     diff.add_argument("--base", metavar="GIT_REF", help="compare flow/ at GIT_REF with the working tree")
+    local = commands.add_parser("local-twilio", help="serve a local Twilio on 127.0.0.1 for a stack to deploy to")
+    local.add_argument("--port", type=int, default=4010, help="the port to listen on (default 4010; 0: any free port)")
+    commands.add_parser("demo", help="deploy the line to a local Twilio, call it and destroy it (make demo)")
     return top
 
 
+def cmd_local_twilio(args: argparse.Namespace) -> int:
+    from callmask import local_twilio  # the spec validator loads only for this command
+    try:
+        local_twilio.serve(args.port)
+    except OSError as error:
+        raise CommandError(f"--port {args.port}: cannot listen on 127.0.0.1:{args.port} ({error.strerror}); "
+                           "pick another port, or 0 for any free one") from None
+    except local_twilio.SpecsMissing as error:
+        raise CommandError(str(error)) from None
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from callmask import demo
+    return demo.run_demo()
+
+
 HANDLERS = {"render": cmd_render, "validate": cmd_validate, "simulate": cmd_simulate, "diagram": cmd_diagram,
-            "diff": cmd_diff}
+            "diff": cmd_diff, "local-twilio": cmd_local_twilio, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        if args.project_dir is None and (args.stack or getattr(args, "base", None)):
+        needs_project = getattr(args, "stack", None) or getattr(args, "base", None)
+        if needs_project and args.project_dir is None:
             args.project_dir = project_dir_of(Path.cwd())
         return HANDLERS[args.command](args)
     except (CommandError, SettingsError, TemplateError, StackFileError, FlowRefused,

@@ -233,7 +233,7 @@ class _Reader:
             return ()
         pins = tuple(value)
         for index, pin in enumerate(pins):
-            reason = _pin_problem(pin, pin_length)
+            reason = pin_problem(pin, pin_length)
             if reason:
                 self.problem(f"pins[{index}]", reason)
         texts = [pin for pin in pins if isinstance(pin, str)]
@@ -344,7 +344,7 @@ class _Reader:
         return NumberSelection(mode="search", country=country, area_code=area_code, contains=contains)
 
 
-def _pin_problem(pin: Any, pin_length: int | None) -> str | None:
+def pin_problem(pin: Any, pin_length: int | None) -> str | None:
     """Why a PIN is refused, in words that never repeat the PIN."""
     if isinstance(pin, int) and not isinstance(pin, bool):
         return "is a number, not text: a PIN must be quoted (a YAML number loses leading zeros)"

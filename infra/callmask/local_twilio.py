@@ -1,8 +1,11 @@
-"""A stateful local fake of the Twilio endpoints callmask uses, served over real HTTP.
+"""A local Twilio: a stateful stand-in for the Twilio endpoints callmask uses, served over real HTTP on
+127.0.0.1, for a first run without an account (`make demo`, `callmask local-twilio`) and for the tests.
 
-Every request it receives and every response it sends is validated against Twilio's OpenAPI specs
-(npm @twilio-alpha/mcp, pinned in the Makefile), so the fake cannot drift from Twilio's API. The one
-allowance is Twilio's documented way to clear a field: sending it empty (`VoiceUrl=`).
+Every request it receives and every response it sends is checked against Twilio's OpenAPI specs (npm
+@twilio-alpha/mcp, pinned in the Makefile), so it cannot drift from Twilio's API: a request the specs do not
+allow is answered 400 naming the parameter, and a route it does not serve 404 saying so. The one allowance
+is Twilio's documented way to clear a field: sending it empty (`VoiceUrl=`). It can also fail chosen
+requests the ways Twilio and the network fail (the tests' fault matrix).
 """
 
 from __future__ import annotations
@@ -10,16 +13,19 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import os
 import re
 import select
+import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 from urllib.parse import urlencode
 
 from openapi_core import Config, OpenAPI
@@ -32,11 +38,13 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-SPEC_DIR = Path(__file__).resolve().parents[1] / ".twilio-oai"
+SPEC_DIR = Path(os.environ.get("CALLMASK_TWILIO_SPECS") or Path(__file__).resolve().parents[2] / ".twilio-oai")
 STUDIO_HOST, API_HOST = "https://studio.twilio.com", "https://api.twilio.com"
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "fake-auth-token-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 WEBHOOK_HOST = "https://webhooks.twilio.com"
+SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete), the account, and its incoming and "
+          "available local phone numbers")
 
 _specs: dict[str, OpenAPI] = {}
 
@@ -58,12 +66,16 @@ def _is_rfc2822(value: str) -> bool:
         return False
 
 
+class SpecsMissing(RuntimeError):
+    """Twilio's OpenAPI specs are not where `make setup` puts them."""
+
+
 def spec(host: str) -> OpenAPI:
     if not _specs:
         for name, spec_host in (("twilio_studio_v2.json", STUDIO_HOST), ("twilio_api_v2010.json", API_HOST)):
             path = SPEC_DIR / name
             if not path.exists():
-                raise RuntimeError(f"{path} is missing: run `make setup` to fetch Twilio's OpenAPI specs")
+                raise SpecsMissing(f"{path} is missing: run `make setup` to fetch Twilio's OpenAPI specs")
             # The spec documents are pinned by hash and checked to be valid OpenAPI once per run
             # (tests/test_twilio_fake.py), not again by every process that loads them (seconds each).
             config = Config(spec_validator_cls=None, extra_format_validators=TWILIO_FORMATS,
@@ -137,7 +149,7 @@ def now() -> datetime:
 
 
 @dataclass
-class TwilioFake:
+class LocalTwilio:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     available: dict[str, list[str]] = field(default_factory=dict)
@@ -148,14 +160,17 @@ class TwilioFake:
     faults: list[Fault] = field(default_factory=list)
     invalid_widget_types: set[str] = field(default_factory=set)
     echo_definition_in_errors: bool = False
+    unserved: list[str] = field(default_factory=list)
     in_flight: int = 0
+    log: Callable[[str], None] | None = None  # told each request and each problem (callmask local-twilio)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
     # ---- setup and inspection used by tests ----
-    def start(self) -> "TwilioFake":
+    def start(self, port: int = 0) -> "LocalTwilio":
+        """Serve on 127.0.0.1 (port 0: any free port; `base_url` says which)."""
         spec(API_HOST)  # loads both specs now, so the first request is not seconds slower than the rest
-        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True, request_handler=_QuietHandler)
+        self.server = make_server("127.0.0.1", port, self.wsgi, threaded=True, request_handler=_QuietHandler)
         self.base_url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
@@ -165,13 +180,13 @@ class TwilioFake:
         self.server.shutdown()
         self.thread.join()
 
-    def reset(self) -> "TwilioFake":
+    def reset(self) -> "LocalTwilio":
         """A new account on the same server (one server serves every test of a worker): every field back
         to its default, once no request is in flight."""
         self.settle()
         with self._lock:
             for spec_field in fields(self):
-                if spec_field.name in ("in_flight", "_lock"):
+                if spec_field.name in ("in_flight", "log", "_lock"):
                     continue
                 default = spec_field.default if spec_field.default_factory is MISSING else spec_field.default_factory()
                 setattr(self, spec_field.name, default)
@@ -214,7 +229,13 @@ class TwilioFake:
     def _answer(self, environ, start_response):
         request = Request(environ)
         host = STUDIO_HOST if request.path.startswith("/v2/") else API_HOST
-        self._validate_request(request, host)
+        handler = self._handler(request)
+        if handler is None:
+            return self._refuse(request, self._unserved(request))(environ, start_response)
+        if violation := self._validate_request(request, host):
+            self.spec_violations.append(violation)
+            message = f"Invalid {violation} (not what Twilio's OpenAPI spec allows)"
+            return self._refuse(request, self._error(400, 70002, message))(environ, start_response)
         fault = self._take_fault(request)
         if fault and fault.kind == ANSWER:
             response = self._error(fault.status, fault.code or fault.status, "Injected failure",
@@ -225,8 +246,10 @@ class TwilioFake:
             if fault and fault.kind == LATE:
                 _wait_for_the_client_to_give_up(environ, fault.held_at_most)
             with self._lock:
-                response = self._route(request)
+                response = handler()
         self.calls.append(Call(request.method, request.path, response.status_code if response else 0))
+        if self.log:
+            self.log(f"{request.method} {request.full_path.rstrip('?')} -> {response.status_code if response else 'no answer'}")
         if response is not None:
             self._validate_response(request, response, host)
         if fault and fault.kind in (TIMEOUT_BEFORE, TIMEOUT_AFTER):
@@ -247,18 +270,31 @@ class TwilioFake:
                 return fault
         return None
 
-    def _validate_request(self, request: Request, host: str) -> None:
-        if violation := _verdict(_request_key(request, host), lambda: _request_violation(request, host)):
-            self.spec_violations.append(violation)
+    def _validate_request(self, request: Request, host: str) -> str | None:
+        return _verdict(_request_key(request, host), lambda: _request_violation(request, host))
+
+    def _unserved(self, request: Request) -> Response:
+        self.unserved.append(f"{request.method} {request.path}")
+        return self._error(404, 20404, f"The local Twilio does not serve {request.method} {request.path}: it "
+                                       f"serves {SERVED}, each checked against Twilio's OpenAPI specs")
+
+    def _refuse(self, request: Request, response: Response) -> Response:
+        self.calls.append(Call(request.method, request.path, response.status_code))
+        if self.log:
+            self.log(f"{request.method} {request.path} -> {response.status_code}: {json.loads(response.get_data())['message']}")
+        return response
 
     def _validate_response(self, request: Request, response: Response, host: str) -> None:
         key = (_request_key(request, host), response.status_code, response.mimetype,
                tuple(response.headers.items()), response.get_data())
         if violation := _verdict(key, lambda: _response_violation(request, response, host)):
             self.spec_violations.append(violation)
+            if self.log:
+                self.log(f"the local Twilio's own answer is outside the spec: {violation}")
 
-    def _route(self, request: Request) -> Response:
-        method, path, form = request.method, request.path, request.form
+    def _handler(self, request: Request) -> Callable[[], Response] | None:
+        """The route that answers this request, or None when the local Twilio does not serve it."""
+        method, path = request.method, request.path
         routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("POST", r"/v2/Flows/Validate", self._validate_flow),
             ("GET", r"/v2/Flows", self._list_flows),
@@ -277,8 +313,8 @@ class TwilioFake:
         for route_method, pattern, handler in routes:
             match = re.fullmatch(pattern, path)
             if match and route_method == method:
-                return handler(request, form, *match.groups())
-        return self._error(404, 20404, f"The requested resource {path} was not found")
+                return lambda: handler(request, request.form, *match.groups())
+        return None
 
     # ---- Studio ----
     def _definition_errors(self, text: str) -> list[str]:
@@ -461,6 +497,33 @@ class TwilioFake:
         return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
+# ---- `callmask local-twilio` ----
+NUMBERS_FOR_SALE = {"US": ["+14155550100", "+14155550101", "+14155550102", "+12125550100"]}
+
+
+def serve(port: int, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> None:
+    """Run a local Twilio until Ctrl-C (or SIGTERM), logging every request; its state goes with it."""
+    local = LocalTwilio(available={country: list(numbers) for country, numbers in NUMBERS_FOR_SALE.items()})
+    local.start(port)
+    local.log = lambda line: print(line, file=log, flush=True)
+    for_sale = ", ".join(number for numbers in NUMBERS_FOR_SALE.values() for number in numbers)
+    print(f"Local Twilio on {local.base_url}: {SERVED}, each request checked against Twilio's OpenAPI specs.\n"
+          "Point a stack at it (no twilio:* keys in the stack; these take their place):\n"
+          f"  export CALLMASK_TWILIO_BASE_URL={local.base_url}\n"
+          f"  export TWILIO_ACCOUNT_SID={ACCOUNT_SID}\n"
+          f"  export TWILIO_AUTH_TOKEN={AUTH_TOKEN}\n"
+          f"Numbers for sale: {for_sale} (callmask:phoneNumber.search with country US, areaCode 415).\n"
+          "Requests are logged below; Ctrl-C stops it, and its flows and numbers are gone with it.",
+          file=out, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        local.stop()
+
+
 # ---- validation against the specs ----
 # Validation only: the fake reads the request itself, so openapi-core's unmarshalling (four times the cost
 # of the same checks) would be thrown away. A verdict is a function of the exact bytes checked (method, URL,
@@ -520,9 +583,20 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _explain(errors: list[Exception]) -> str:
-    parts = []
+    """What the specs say is wrong, by parameter name where there is one."""
+    parts: list[str] = []
     for error in errors:
-        parts.append(f"{type(error).__name__}: {error} {error.__cause__!r}")
-        for inner in getattr(error, "schema_errors", None) or []:
-            parts.append(f"  {inner.message}")
-    return "; ".join(parts)
+        if name := getattr(error, "name", None):  # a query, path or header parameter
+            parts.append(f"{getattr(error, 'location', '')} parameter {name}: {error.__cause__ or error}".strip())
+            continue
+        schema_errors = getattr(error.__cause__, "schema_errors", None) or getattr(error, "schema_errors", None)
+        if not schema_errors:
+            parts.append(f"{type(error).__name__}: {error}")
+        for inner in schema_errors or ():
+            if inner.validator == "required" and isinstance(inner.instance, dict):
+                parts += [f"parameter {key}: required, not sent" for key in inner.validator_value
+                          if key not in inner.instance]
+            else:
+                where = ".".join(str(part) for part in inner.path)
+                parts.append(f"parameter {where}: {inner.message}" if where else inner.message)
+    return "; ".join(dict.fromkeys(parts))

@@ -1,0 +1,126 @@
+"""The local Twilio (the tests' fake, `callmask local-twilio`): its specs, its reset between tests, its held
+requests, what it refuses; and the guard that fails a test waiting in real time."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from callmask.providers.studio_flow import StudioFlowProvider
+from callmask.providers.twilio_provider import ProviderError
+from callmask.twilio_api import TIMEOUT_VARIABLE
+from conftest import configured
+from openapi_core import OpenAPI
+from pulumi.dynamic import Config, ConfigureRequest
+from test_providers import flow_props
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, SPEC_DIR, TIMEOUT_BEFORE
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize("name", ["twilio_studio_v2.json", "twilio_api_v2010.json"])
+def test_the_pinned_specs_are_valid_openapi(name):
+    """The fake skips this check when it loads the specs (seconds per process); it is done here once."""
+    OpenAPI.from_dict(json.loads((SPEC_DIR / name).read_text()))  # raises when the document is not valid
+
+
+def test_reset_gives_a_new_account_on_the_same_server(twilio):
+    configured(StudioFlowProvider).create(flow_props())
+    twilio.own_number("+14155550142")
+    twilio.fail("GET", "/v2/Flows", status=500)
+    base_url = twilio.base_url
+    twilio.reset()
+    assert (twilio.flows, twilio.numbers, twilio.calls, twilio.faults, twilio.available) == ({}, {}, [], [], {})
+    assert twilio.base_url == base_url
+    assert twilio.own_number("+14155550142")["sid"] == "PN" + "0" * 31 + "1", "SIDs count from 1 again"
+
+
+def test_a_held_request_ends_when_the_client_gives_up(twilio, monkeypatch):
+    monkeypatch.setenv(TIMEOUT_VARIABLE, "0.05")
+    twilio.fail("POST", "/v2/Flows$", kind=TIMEOUT_BEFORE, held_at_most=60)
+    with pytest.raises(ProviderError):
+        configured(StudioFlowProvider).create(flow_props())
+    twilio.settle(seconds=20)  # held at most 60 s: drained only because the client's timeout closed it
+    assert twilio.in_flight == 0
+
+
+GUARDED_TESTS = '''
+import socket, time
+import requests
+
+def test_a_long_sleep():
+    time.sleep(0.15)
+
+def test_a_short_sleep():
+    time.sleep(0.01)
+
+def test_a_request_that_times_out_slowly():
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts the connection, never answers
+    try:
+        requests.get(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=0.6)
+    except requests.Timeout:
+        pass
+'''
+
+
+def test_the_guard_fails_a_test_that_waits_in_real_time(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    pytester.makepyfile(test_guarded=GUARDED_TESTS)
+    result = pytester.runpytest_subprocess("-p", "real_time_guard", "-p", "no:cacheprovider", "-n", "0")
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["*the test waited in real time: time.sleep(0.15)*",
+                                 "*the test waited in real time: GET http://127.0.0.1:*/ timed out after 0.6 s*"])
+
+
+def test_a_request_outside_the_spec_is_refused_naming_the_parameter_every_time(twilio):
+    for _ in range(2):  # the second is the same bytes: its verdict is remembered, and still given
+        answer = requests.post(f"{twilio.base_url}/v2/Flows", data={"FriendlyName": "no status, no definition"},
+                               auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+        assert answer.status_code == 400 and answer.json()["code"] == 70002
+        assert ("parameter Status: required, not sent; parameter Definition: required, not sent"
+                in answer.json()["message"])
+    assert twilio.flows == {} and len(twilio.spec_violations) == 2
+    twilio.spec_violations.clear()  # seen: the fixture's own check would fail the test otherwise
+
+
+def test_a_route_it_does_not_serve_is_a_404_that_says_so(twilio):
+    answer = requests.get(f"{twilio.base_url}/v1/Services", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert answer.status_code == 404
+    assert answer.json()["message"].startswith("The local Twilio does not serve GET /v1/Services: it serves Studio Flows")
+    assert twilio.unserved == ["GET /v1/Services"]
+    twilio.unserved.clear()
+
+
+def test_callmask_local_twilio_serves_a_stack_and_says_what_it_refuses(monkeypatch):
+    command = [str(Path(sys.executable).parent / "callmask"), "local-twilio", "--port", "0"]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = [server.stdout.readline() for _ in range(7)]
+        exports = dict(line.strip().removeprefix("export ").split("=", 1) for line in printed if "export " in line)
+        assert set(exports) == {"CALLMASK_TWILIO_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"}, printed
+        for variable, value in exports.items():
+            monkeypatch.setenv(variable, value)
+
+        provider = StudioFlowProvider()
+        provider.configure(ConfigureRequest(Config({}, "callmask")))  # credentials from the environment, as printed
+        created = provider.create(flow_props())
+        assert created.outs["webhook_url"].endswith(f"/Flows/{created.id}")
+
+        base_url = exports["CALLMASK_TWILIO_BASE_URL"]
+        auth = (exports["TWILIO_ACCOUNT_SID"], exports["TWILIO_AUTH_TOKEN"])
+        refused = requests.post(f"{base_url}/v2/Flows", data={"FriendlyName": "x", "Status": "live", "Definition": "{}"},
+                                auth=auth, timeout=5)
+        assert refused.status_code == 400 and "parameter Status: 'live' is not one of ['draft', 'published']" in refused.text
+        assert requests.get(f"{base_url}/v1/Services", auth=auth, timeout=5).status_code == 404
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, log = server.communicate(timeout=20)
+    assert server.returncode == 0
+    assert "POST /v2/Flows -> 201" in log and "POST /v2/Flows -> 400: Invalid request POST /v2/Flows: parameter Status" in log
+    assert "GET /v1/Services -> 404: The local Twilio does not serve GET /v1/Services" in log
+    assert "Traceback" not in log
