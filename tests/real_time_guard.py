@@ -46,4 +46,5 @@ def no_waiting_in_real_time(monkeypatch):
     monkeypatch.setenv(BACKOFF_VARIABLE, "0.001")
     monkeypatch.setenv(TIMEOUT_VARIABLE, "5")
     yield
-    assert not waits, f"the test waited in real time: {'; '.join(waits)} (make the case cheap: see tests/real_time_guard.py)"
+    assert not waits, (f"the test waited in real time: {'; '.join(waits)} "
+                       "(make the case cheap: see tests/real_time_guard.py)")

@@ -22,7 +22,16 @@ from callmask.providers.twilio_provider import MAX_MESSAGE, ProviderError
 from callmask.twilio_api import TIMEOUT_VARIABLE
 from conftest import FAULT_MATRIX_PROPERTY, TEST_PINS
 from line_driver import Line
-from callmask.local_twilio import ANSWER, AUTH_TOKEN, LATE, RESET_AFTER, RESET_BEFORE, TIMEOUT_AFTER, TIMEOUT_BEFORE, LocalTwilio
+from callmask.local_twilio import (
+    ANSWER,
+    AUTH_TOKEN,
+    LATE,
+    RESET_AFTER,
+    RESET_BEFORE,
+    TIMEOUT_AFTER,
+    TIMEOUT_BEFORE,
+    LocalTwilio,
+)
 
 # The client's timeout: a held request costs exactly this (the fake holds it until the client gives up).
 # Far above what the fake takes to answer (a few milliseconds), so only the held requests time out.

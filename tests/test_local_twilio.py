@@ -124,3 +124,11 @@ def test_callmask_local_twilio_serves_a_stack_and_says_what_it_refuses(monkeypat
     assert "POST /v2/Flows -> 201" in log and "POST /v2/Flows -> 400: Invalid request POST /v2/Flows: parameter Status" in log
     assert "GET /v1/Services -> 404: The local Twilio does not serve GET /v1/Services" in log
     assert "Traceback" not in log
+
+
+def test_a_request_the_spec_allows_but_that_cannot_be_read_is_a_400_not_a_crash(twilio):
+    answer = requests.post(f"{twilio.base_url}/v2/Flows", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5,
+                           data={"FriendlyName": "x", "Status": "draft", "Definition": "{not json"})
+    assert answer.status_code == 400 and answer.json()["message"].startswith(
+        "The local Twilio cannot read POST /v2/Flows: JSONDecodeError")
+    assert twilio.flows == {}

@@ -58,7 +58,8 @@ def demo_pins() -> list[str]:
 
 
 def pulumi_cli() -> str:
-    found = shutil.which("pulumi", path=os.pathsep.join((str(PROJECT_DIR / ".tools" / "bin"), os.environ.get("PATH", ""))))
+    search = os.pathsep.join((str(PROJECT_DIR / ".tools" / "bin"), os.environ.get("PATH", "")))
+    found = shutil.which("pulumi", path=search)
     if not found:
         raise DemoFailed("the Pulumi CLI is not in .tools/bin or on PATH: run `make setup` first")
     return found
@@ -172,9 +173,10 @@ class Demo:
         self.say(f"{flow.sid} ({flow.friendly_name}, revision {flow.revision}) answers {number.phone_number}.")
         simulator = call_simulation.CallSimulator(definition, number.phone_number, self.pins)
         wrong_pin = next(pin for pin in demo_pins() if pin not in self.pins)
-        for title, presses in ((f"The first PIN, then {ALLOWED_DESTINATION} (US): connected", [self.pins[0], ALLOWED_DESTINATION]),
-                               (f"The first PIN, then {REFUSED_DESTINATION} (Jamaica): refused", [self.pins[0], REFUSED_DESTINATION]),
-                               ("A PIN that is not on the list: refused", [wrong_pin])):
+        calls = ((f"The first PIN, then {ALLOWED_DESTINATION} (US): connected", [self.pins[0], ALLOWED_DESTINATION]),
+                 (f"The first PIN, then {REFUSED_DESTINATION} (Jamaica): refused", [self.pins[0], REFUSED_DESTINATION]),
+                 ("A PIN that is not on the list: refused", [wrong_pin]))
+        for title, presses in calls:
             self.say(f"\n{title}")
             result = simulator.run([call_simulation.CallerInput("keys", keys + "#") for keys in presses])
             self.say(mask(transcript(result), [*self.pins, wrong_pin], reveal=False))

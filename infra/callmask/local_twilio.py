@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import itertools
 import json
-import os
 import re
 import select
 import signal
@@ -38,7 +37,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-SPEC_DIR = Path(os.environ.get("CALLMASK_TWILIO_SPECS") or Path(__file__).resolve().parents[2] / ".twilio-oai")
+SPEC_DIR = Path(__file__).resolve().parents[2] / ".twilio-oai"  # where `make setup` puts them
 STUDIO_HOST, API_HOST = "https://studio.twilio.com", "https://api.twilio.com"
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "fake-auth-token-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -76,13 +75,12 @@ def spec(host: str) -> OpenAPI:
             path = SPEC_DIR / name
             if not path.exists():
                 raise SpecsMissing(f"{path} is missing: run `make setup` to fetch Twilio's OpenAPI specs")
-            # The spec documents are pinned by hash and checked to be valid OpenAPI once per run
-            # (tests/test_twilio_fake.py), not again by every process that loads them (seconds each).
-            config = Config(spec_validator_cls=None, extra_format_validators=TWILIO_FORMATS,
-                            extra_format_unmarshallers={name: (lambda value: value) for name in TWILIO_FORMATS})
+            # The spec documents are pinned by hash and checked to be valid OpenAPI once per test run
+            # (tests/test_local_twilio.py), not again by every process that loads them (seconds each).
+            config = Config(spec_validator_cls=None, extra_format_validators=TWILIO_FORMATS)
             _specs[spec_host] = OpenAPI.from_dict(json.loads(path.read_text()), config=config)
-        # The specs are millions of objects that live as long as the process: kept out of the garbage
-        # collector's full passes, which would otherwise pause every request now and then.
+        # The specs are tens of thousands of objects that live as long as the process: kept out of the
+        # garbage collector's full passes, which would otherwise walk them all now and then.
         gc.freeze()
     return _specs[host]
 
@@ -246,10 +244,15 @@ class LocalTwilio:
             if fault and fault.kind == LATE:
                 _wait_for_the_client_to_give_up(environ, fault.held_at_most)
             with self._lock:
-                response = handler()
+                try:
+                    response = handler()
+                except (KeyError, ValueError) as error:  # allowed by the spec, but not readable (bad JSON)
+                    response = self._error(400, 70002, f"The local Twilio cannot read {request.method} "
+                                                       f"{request.path}: {type(error).__name__}: {error}")
         self.calls.append(Call(request.method, request.path, response.status_code if response else 0))
         if self.log:
-            self.log(f"{request.method} {request.full_path.rstrip('?')} -> {response.status_code if response else 'no answer'}")
+            answer = response.status_code if response else "no answer"
+            self.log(f"{request.method} {request.full_path.rstrip('?')} -> {answer}")
         if response is not None:
             self._validate_response(request, response, host)
         if fault and fault.kind in (TIMEOUT_BEFORE, TIMEOUT_AFTER):
@@ -281,7 +284,8 @@ class LocalTwilio:
     def _refuse(self, request: Request, response: Response) -> Response:
         self.calls.append(Call(request.method, request.path, response.status_code))
         if self.log:
-            self.log(f"{request.method} {request.path} -> {response.status_code}: {json.loads(response.get_data())['message']}")
+            message = json.loads(response.get_data())["message"]
+            self.log(f"{request.method} {request.path} -> {response.status_code}: {message}")
         return response
 
     def _validate_response(self, request: Request, response: Response, host: str) -> None:
