@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from callmask.demo import copy_project
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS_BIN = REPO / ".tools" / "bin"
@@ -75,12 +76,8 @@ class PulumiProject:
 
     def __init__(self, root: Path, extra_environment: dict[str, str], copy: bool = True):
         self.root = root
-        for name in PROJECT_FILES if copy else ():
-            source = REPO / name
-            if source.is_dir():
-                shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, root / name)
+        if copy:
+            copy_project(root, PROJECT_FILES)
         self.state_dir = root / ".state"
         self.state_dir.mkdir()
         self.environ = {**offline_environment(root / ".pulumi-home", self.state_dir), **extra_environment}

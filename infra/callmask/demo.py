@@ -43,6 +43,17 @@ NEW_GOODBYE = "Thanks for trying callmask. Goodbye."
 STOP_SECONDS = 10
 
 
+def copy_project(target: Path, names: tuple[str, ...] = PROJECT_FILES) -> None:
+    """The project's files a `pulumi` run needs, copied into `target` (the demo's and the tests' projects)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+
+
 class DemoFailed(Exception):
     """A step failed: said in one line, after that step's own output."""
 
@@ -138,13 +149,7 @@ class Demo:
 
     def prepare_project(self) -> None:
         self.announce("A temporary project, a file:// state backend and a passphrase")
-        self.project.mkdir()
-        for name in PROJECT_FILES:
-            source = PROJECT_DIR / name
-            if source.is_dir():
-                shutil.copytree(source, self.project / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(source, self.project / name)
+        copy_project(self.project)
         (self.project / f"Pulumi.{STACK}.yaml").write_text(STACK_FILE)
         (self.folder / "state").mkdir()
         self.cli = pulumi_cli()
