@@ -42,6 +42,7 @@ $(SPECS):
 # its Python language host and the dynamic-provider plugin; rebuilt only when the pin changes.
 tools: $(TOOLS)/.installed
 
-$(TOOLS)/.installed: tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi-language-python tools/install-pulumi requirements.txt
+$(TOOLS)/.installed: tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi-language-python \
+		tools/pulumi-resource-pulumi-python tools/engine_watch.py tools/install-pulumi requirements.txt
 	tools/install-pulumi
 	mkdir -p $(TOOLS) && touch $@

@@ -8,6 +8,7 @@ first on PATH, as the README's `export PATH=...` line puts them.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -94,9 +95,14 @@ class PulumiProject:
             raise AssertionError(f"`{result.command}` exited {result.exit_code}:\n{result.output}")
         return result
 
+    def start(self, *args: str) -> subprocess.Popen:
+        """`pulumi ARGS` in the background (for runs that overlap, or one to kill)."""
+        return subprocess.Popen([self.cli, *args, "--non-interactive", "--color", "never"], cwd=self.root,
+                                env=self.environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
     def run_line(self, line: str, check: bool = True) -> Result:
-        """A command line as written in the README (`pulumi ...`)."""
-        words = shlex.split(line)
+        """A command line as written in the README (`pulumi ...`), with its `$VARIABLES` from the environment."""
+        words = [re.sub(r"\$(\w+)", lambda name: self.environ[name.group(1)], word) for word in shlex.split(line)]
         assert words[0] == "pulumi", line
         return self.run(*words[1:], check=check)
 

@@ -114,6 +114,7 @@ RESET_AFTER = "reset after acting"
 TIMEOUT_BEFORE = "timeout before acting"   # held until the client gives up, never acted on
 TIMEOUT_AFTER = "timeout after acting"     # acted on, the answer held until the client gives up
 LATE = "acts after the client gave up"     # held until the client gives up, then acted on
+PAUSED = "paused until released"           # held until the test calls release(), then answered as usual
 HELD = (TIMEOUT_BEFORE, TIMEOUT_AFTER, LATE)
 NO_ANSWER = (RESET_BEFORE, RESET_AFTER, *HELD)
 
@@ -160,9 +161,11 @@ class LocalTwilio:
     echo_definition_in_errors: bool = False
     unserved: list[str] = field(default_factory=list)
     in_flight: int = 0
+    paused: int = 0
     log: Callable[[str], None] | None = None  # told each request and each problem (callmask local-twilio)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Condition = field(default_factory=threading.Condition)
+    _released: threading.Event = field(default_factory=threading.Event)
 
     # ---- setup and inspection used by tests ----
     def start(self, port: int = 0) -> "LocalTwilio":
@@ -181,6 +184,7 @@ class LocalTwilio:
     def reset(self) -> "LocalTwilio":
         """A new account on the same server (one server serves every test of a worker): every field back
         to its default, once no request is in flight."""
+        self.release()
         self.settle()
         with self._lock:
             for spec_field in fields(self):
@@ -189,6 +193,17 @@ class LocalTwilio:
                 default = spec_field.default if spec_field.default_factory is MISSING else spec_field.default_factory()
                 setattr(self, spec_field.name, default)
         return self
+
+    def pause(self, method: str, path: str) -> None:
+        """Hold the next matching request until `release()`, then answer it (a deploy caught mid-way)."""
+        self.fail(method, path, kind=PAUSED, held_at_most=300)
+
+    def wait_until_paused(self, seconds: float = 60.0) -> bool:
+        with self._lock:
+            return self._lock.wait_for(lambda: self.paused > 0, timeout=seconds)
+
+    def release(self) -> None:
+        self._released.set()
 
     def fail(self, method: str, path: str, **fault: Any) -> None:
         self.faults.append(Fault(method, re.compile(path), **fault))
@@ -243,6 +258,8 @@ class LocalTwilio:
         else:
             if fault and fault.kind == LATE:
                 _wait_for_the_client_to_give_up(environ, fault.held_at_most)
+            if fault and fault.kind == PAUSED:
+                self._wait_for_release(fault.held_at_most)
             with self._lock:
                 try:
                     response = handler()
@@ -262,6 +279,14 @@ class LocalTwilio:
             # gave up long ago).
             environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
         return (response or Response(status=204))(environ, start_response)
+
+    def _wait_for_release(self, at_most: float) -> None:
+        with self._lock:
+            self.paused += 1
+            self._lock.notify_all()
+        self._released.wait(at_most)
+        with self._lock:
+            self.paused -= 1
 
     def _take_fault(self, request: Request) -> Fault | None:
         for fault in self.faults:
