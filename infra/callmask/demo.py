@@ -94,13 +94,17 @@ class Demo:
         self.step += 1
         self.say(f"\n==> [{self.step}/{self.steps}] {text}")
 
-    def pulumi(self, *args: str, shown: str | None = None) -> str:
+    def pulumi(self, *args: str, stdin: str | None = None, shown: str = "") -> str:
         """Run `pulumi ARGS` in the demo project, its output passed through as it comes."""
-        self.say(f"$ {shown or 'pulumi ' + ' '.join(args)}")
+        self.say(f"$ pulumi {' '.join(args)}{shown}")
         self.running = subprocess.Popen(
             [self.cli, *args, "--non-interactive"], cwd=self.project, env=self.environ, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
             start_new_session=True)  # its own process group: Ctrl-C reaches the demo, which stops it
+        if stdin is not None:
+            self.running.stdin.write(stdin)
+            self.running.stdin.close()
         lines = []
         for line in self.running.stdout:
             lines.append(line)
@@ -121,10 +125,9 @@ class Demo:
         self.announce(f"Creating the `{STACK}` stack, with two new PINs")
         self.pulumi("stack", "init", STACK)
         self.say(f"The demo's PINs (shown this once; Pulumi keeps them encrypted): {', '.join(self.pins)}")
-        assignments = [f"callmask:pins[{index}]={pin}" for index, pin in enumerate(self.pins)]
-        self.pulumi("config", "set-all", "--path", *(word for item in assignments for word in ("--secret", item)),
-                    shown="pulumi config set-all --path " + " ".join(
-                        f"--secret 'callmask:pins[{index}]=********'" for index in range(len(self.pins))))
+        for index, pin in enumerate(self.pins):  # on standard input: a PIN is never in a command line
+            self.pulumi("config", "set", "--path", "--secret", f"callmask:pins[{index}]", stdin=pin,
+                        shown="   (the PIN on standard input)")
 
         self.announce("Previewing the line: what `pulumi up` will create (the PINs stay [secret])")
         self.pulumi("preview", "--diff")
