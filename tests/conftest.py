@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from callmask.twilio_api import BASE_URL_VARIABLE
 from pulumi.dynamic import Config, ConfigureRequest
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, with_numbers_for_sale
 
 pytest_plugins = ["real_time_guard"]
 
@@ -36,7 +36,7 @@ def fresh_twilio(twilio_server, monkeypatch) -> LocalTwilio:
 @pytest.fixture
 def twilio(fresh_twilio):
     fake = fresh_twilio
-    fake.available["US"] = ["+14155550100", "+14155550101", "+14155550102", "+12125550100"]
+    fake.available = with_numbers_for_sale().available
     yield fake
     fake.settle()
     assert fake.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"

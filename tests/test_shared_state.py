@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
 from conftest import TEST_PINS
 from moto.server import ThreadedMotoServer
@@ -30,23 +31,25 @@ def fake(twilio):
     return twilio
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def s3_endpoint():
+    """A new S3 server per test, so each can use the README's bucket as it is written."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    endpoint = f"http://{host}:{port}"
+    # moto keeps its buckets per process, not per server: start from none
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    yield endpoint
     server.stop()
 
 
 @pytest.fixture
-def bucket(s3_endpoint, request):
-    """A new bucket per test, on the module's S3 server."""
-    name = f"{BUCKET}-{re.sub(r'[^a-z0-9]', '-', request.node.name.lower())[:40]}"
+def bucket(s3_endpoint):
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name=AWS["AWS_REGION"],
                           aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"])
-    client.create_bucket(Bucket=name)
-    return client, name
+    client.create_bucket(Bucket=BUCKET)
+    return client, BUCKET
 
 
 def readme_s3_login() -> str:
@@ -56,12 +59,10 @@ def readme_s3_login() -> str:
 
 def on_s3(tmp_path, fake, bucket, s3_endpoint) -> PulumiProject:
     """A copy of the project logged in to the bucket with the README's command, the dev stack and its PINs."""
-    client, name = bucket
     line = PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
                                     "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "S3_ENDPOINT": s3_endpoint, **AWS})
     del line.environ["PULUMI_BACKEND_URL"]  # the login below decides where the state lives
-    login = readme_s3_login().replace(f"s3://{BUCKET}/", f"s3://{name}/")
-    line.run_line(login)
+    line.run_line(readme_s3_login())
     line.run("stack", "init", "dev")
     line.run_line(readme_pin_command())
     return line

@@ -21,7 +21,7 @@ from typing import TextIO
 
 from callmask import call_simulation
 from callmask.cli import mask, transcript
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, NUMBERS_FOR_SALE, LocalTwilio
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, NUMBERS_FOR_SALE, with_numbers_for_sale
 from callmask.settings import pin_problem
 from callmask.stack_config import PROJECT_DIR
 from callmask.twilio_api import BASE_URL_VARIABLE, connect
@@ -85,7 +85,7 @@ class Demo:
         self.folder = Path(tempfile.mkdtemp(prefix="callmask-demo-"))
         self.project = self.folder / "project"
         self.pins = demo_pins()
-        self.twilio = LocalTwilio(available={country: list(numbers) for country, numbers in NUMBERS_FOR_SALE.items()})
+        self.twilio = with_numbers_for_sale()
 
     def say(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)

@@ -530,10 +530,14 @@ class LocalTwilio:
 NUMBERS_FOR_SALE = {"US": ["+14155550100", "+14155550101", "+14155550102", "+12125550100"]}
 
 
+def with_numbers_for_sale() -> LocalTwilio:
+    """A new account on a local Twilio that sells the numbers above."""
+    return LocalTwilio(available={country: list(numbers) for country, numbers in NUMBERS_FOR_SALE.items()})
+
+
 def serve(port: int, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> None:
     """Run a local Twilio until Ctrl-C (or SIGTERM), logging every request; its state goes with it."""
-    local = LocalTwilio(available={country: list(numbers) for country, numbers in NUMBERS_FOR_SALE.items()})
-    local.start(port)
+    local = with_numbers_for_sale().start(port)
     local.log = lambda line: print(line, file=log, flush=True)
     for_sale = ", ".join(number for numbers in NUMBERS_FOR_SALE.values() for number in numbers)
     print(f"Local Twilio on {local.base_url}: {SERVED}, each request checked against Twilio's OpenAPI specs.\n"
