@@ -5,9 +5,9 @@ that keeps the suite from waiting in real time."""
 from __future__ import annotations
 
 import pytest
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, with_numbers_for_sale
 from callmask.twilio_api import BASE_URL_VARIABLE
 from pulumi.dynamic import Config, ConfigureRequest
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, with_numbers_for_sale
 
 pytest_plugins = ["real_time_guard"]
 
