@@ -113,3 +113,15 @@ class PulumiProject:
     def printed(self) -> str:
         """Everything the CLI printed so far (not the command lines, which hold what the user typed)."""
         return "\n".join(result.output for result in self.transcript)
+
+
+def processes_working_in(folder: Path) -> list[str]:
+    """Processes whose working directory is inside `folder` (the CLI, its plugins, the program)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                found.append((proc / "cmdline").read_text().replace("\0", " ")[:120])
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found

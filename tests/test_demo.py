@@ -12,21 +12,9 @@ import sys
 from pathlib import Path
 
 from callmask.demo import run_demo
-from pulumi_cli import REPO, TOOLS_BIN, require_cli
+from pulumi_cli import REPO, TOOLS_BIN, processes_working_in, require_cli
 
 STEPS = 10
-
-
-def processes_working_in(folder: Path) -> list[str]:
-    """Processes whose working directory is inside the demo's folder (the CLI, its plugins, the program)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(folder):
-                found.append((proc / "cmdline").read_text().replace("\0", " ")[:120])
-        except OSError:  # gone meanwhile, or not ours to read
-            pass
-    return found
 
 
 def the_folder(output: str) -> Path:

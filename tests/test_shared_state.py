@@ -5,11 +5,9 @@ process of the project outlives the engine, and the README's recovery steps fini
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import boto3
 import pytest
@@ -17,13 +15,13 @@ import requests
 from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
 from conftest import TEST_PINS
 from moto.server import ThreadedMotoServer
-from pulumi_cli import PASSPHRASE, REPO, PulumiProject
+from pulumi_cli import PASSPHRASE, REPO, PulumiProject, processes_working_in
 from test_engine_lifecycle import readme_pin_command
 
 BUCKET = "callmask-state"
 AWS = {"AWS_ACCESS_KEY_ID": "local-s3-key", "AWS_SECRET_ACCESS_KEY": "local-s3-secret", "AWS_REGION": "us-east-1"}
 SECRETS = (*TEST_PINS, AUTH_TOKEN, PASSPHRASE)
-ENGINE_GONE_SECONDS = 10  # plugins poll the engine every second; a few seconds is the promise
+ENGINE_GONE_SECONDS = 10  # the plugins poll the engine (here every 0.1 s); a few seconds is the promise
 
 
 @pytest.fixture
@@ -60,7 +58,8 @@ def readme_s3_login() -> str:
 def on_s3(tmp_path, fake, bucket, s3_endpoint) -> PulumiProject:
     """A copy of the project logged in to the bucket with the README's command, the dev stack and its PINs."""
     line = PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "S3_ENDPOINT": s3_endpoint, **AWS})
+                                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "S3_ENDPOINT": s3_endpoint,
+                                    "CALLMASK_ENGINE_WATCH_SECONDS": "0.1", **AWS})
     del line.environ["PULUMI_BACKEND_URL"]  # the login below decides where the state lives
     line.run_line(readme_s3_login())
     line.run("stack", "init", "dev")
@@ -73,17 +72,6 @@ def bucket_text(bucket) -> str:
     objects = client.list_objects_v2(Bucket=name).get("Contents", [])
     return "\n".join(client.get_object(Bucket=name, Key=item["Key"])["Body"].read().decode(errors="replace")
                      for item in objects)
-
-
-def processes_working_in(folder: Path) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(folder):
-                found.append((proc / "cmdline").read_text().replace("\0", " ")[:100])
-        except OSError:
-            pass
-    return found
 
 
 def test_the_lifecycle_on_an_s3_backend_keeps_no_secret_in_the_bucket(tmp_path, fake, bucket, s3_endpoint):

@@ -6,13 +6,14 @@ killed `pulumi` leaves its plugins (and the program) running. Installed beside t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 
 import grpc
 
-EVERY_SECONDS = 1.0
+EVERY_SECONDS = float(os.environ.get("CALLMASK_ENGINE_WATCH_SECONDS") or 1.0)  # the tests set a tenth
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
