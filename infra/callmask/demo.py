@@ -94,7 +94,7 @@ class Demo:
         self.step += 1
         self.say(f"\n==> [{self.step}/{self.steps}] {text}")
 
-    def pulumi(self, *args: str, stdin: str | None = None, shown: str = "") -> str:
+    def pulumi(self, *args: str, stdin: str | None = None, shown: str = "") -> None:
         """Run `pulumi ARGS` in the demo project, its output passed through as it comes."""
         self.say(f"$ pulumi {' '.join(args)}{shown}")
         self.running = subprocess.Popen(
@@ -105,15 +105,12 @@ class Demo:
         if stdin is not None:
             self.running.stdin.write(stdin)
             self.running.stdin.close()
-        lines = []
         for line in self.running.stdout:
-            lines.append(line)
             self.say(line.rstrip("\n"))
         code = self.running.wait()
         self.running = None
         if code != 0:
             raise DemoFailed(f"`pulumi {args[0]}` exited {code} (its output is above)")
-        return "".join(lines)
 
     def run(self) -> None:
         self.announce("Starting a local Twilio on 127.0.0.1 (no account, no network)")

@@ -127,7 +127,7 @@ class Fault:
     code: int | None = None
     times: int = 1  # how many matching requests fail; a large number: every attempt
     skip: int = 0  # matching requests let through before the first failure
-    held_at_most: float = 10.0  # for the kinds that hold a request: the longest wait for the client to give up
+    held_at_most: float = 10.0  # for the kinds that hold a request: the longest wait (for the client, or release())
     retry_after: str | None = None
     kind: str = ANSWER
 
@@ -245,7 +245,8 @@ class LocalTwilio:
         handler = self._handler(request)
         if handler is None:
             return self._refuse(request, self._unserved(request))(environ, start_response)
-        if violation := self._validate_request(request, host):
+        request_key = _request_key(request, host)  # what both verdicts are remembered by
+        if violation := _verdict(request_key, lambda: _request_violation(request, host)):
             self.spec_violations.append(violation)
             message = f"Invalid {violation} (not what Twilio's OpenAPI spec allows)"
             return self._refuse(request, self._error(400, 70002, message))(environ, start_response)
@@ -271,7 +272,7 @@ class LocalTwilio:
             answer = response.status_code if response else "no answer"
             self.log(f"{request.method} {request.full_path.rstrip('?')} -> {answer}")
         if response is not None:
-            self._validate_response(request, response, host)
+            self._validate_response(request_key, request, response, host)
         if fault and fault.kind in (TIMEOUT_BEFORE, TIMEOUT_AFTER):
             _wait_for_the_client_to_give_up(environ, fault.held_at_most)
         if fault and fault.kind in NO_ANSWER:
@@ -298,9 +299,6 @@ class LocalTwilio:
                 return fault
         return None
 
-    def _validate_request(self, request: Request, host: str) -> str | None:
-        return _verdict(_request_key(request, host), lambda: _request_violation(request, host))
-
     def _unserved(self, request: Request) -> Response:
         self.unserved.append(f"{request.method} {request.path}")
         return self._error(404, 20404, f"The local Twilio does not serve {request.method} {request.path}: it "
@@ -313,9 +311,9 @@ class LocalTwilio:
             self.log(f"{request.method} {request.path} -> {response.status_code}: {message}")
         return response
 
-    def _validate_response(self, request: Request, response: Response, host: str) -> None:
-        key = (_request_key(request, host), response.status_code, response.mimetype,
-               tuple(response.headers.items()), response.get_data())
+    def _validate_response(self, request_key: tuple, request: Request, response: Response, host: str) -> None:
+        key = (request_key, response.status_code, response.mimetype, tuple(response.headers.items()),
+               response.get_data())
         if violation := _verdict(key, lambda: _response_violation(request, response, host)):
             self.spec_violations.append(violation)
             if self.log:
