@@ -5,12 +5,13 @@ from callmask.flow_gate import FlowRefused
 from callmask.flow_template import TemplateError, load_template
 from callmask.line import DialOutLine
 from callmask.settings import SettingsError, parse_settings
-from callmask.stack_config import from_engine
+from callmask.stack_config import from_engine, is_secret
 
 try:
     settings = parse_settings(*from_engine())
     template = load_template()
-    line = DialOutLine("line", stack=pulumi.get_stack(), settings=settings, template=template)
+    line = DialOutLine("line", stack=pulumi.get_stack(), settings=settings, template=template,
+                       test_users_secret=is_secret("testUsers"))
 except (SettingsError, TemplateError, FlowRefused) as error:
     raise pulumi.RunError(str(error)) from None
 
@@ -18,3 +19,5 @@ pulumi.export("flowSid", line.flow_sid)
 pulumi.export("webhookUrl", line.webhook_url)
 pulumi.export("phoneNumber", line.phone_number)
 pulumi.export("phoneNumberSid", line.phone_number_sid)
+pulumi.export("liveRevision", line.live_revision)
+pulumi.export("draftRevision", line.draft_revision)

@@ -18,6 +18,7 @@ class Line:
     def __init__(self, stack: str, selection: dict[str, str], release: bool):
         self.stack, self.selection, self.release = stack, selection, release
         self.prompts: dict[str, str] = {}
+        self.publish, self.test_users = True, []  # the stack's callmask:publish and callmask:testUsers
         self.state: dict[str, tuple[str, dict[str, Any]]] = {}
         self.warned_voice_unknown = False  # the program's warning: destroy will clear, not restore
         self.providers = {"flow": configured(StudioFlowProvider), "number": configured(PhoneNumberProvider),
@@ -25,7 +26,8 @@ class Line:
 
     def inputs(self, key: str) -> dict[str, Any]:
         if key == "flow":
-            return flow_props(self.stack, **self.prompts)
+            return {**flow_props(self.stack, **self.prompts), "publish": self.publish,
+                    "test_users": list(self.test_users)}
         if key == "number":
             return {"selection": self.selection, "friendly_name": f"callmask-{self.stack}",
                     "release_on_destroy": self.release}

@@ -59,6 +59,12 @@ TRAPS = [
     ({"callmask:pinLength": "²"}, "callmask:pinLength: expected a whole number from 6 to 12, got '²'"),
     ({"callmask:dialTimeout": "9" * 5000}, "callmask:dialTimeout: expected a whole number from 5 to 600"),
     ({"callmask:allowedNumberTypes": [["mobile"]]}, "callmask:allowedNumberTypes: ['mobile'] is not a number type"),
+    ({"callmask:testUsers": ["+14155550199", "4155550123"]}, "callmask:testUsers[1]: expected an E.164 number"),
+    ({"callmask:testUsers": "+14155550199"}, "callmask:testUsers: expected a list of E.164 numbers"),
+    ({"callmask:testUsers": ["+14155550199", "+14155550199"]}, "callmask:testUsers: lists a number more than once"),
+    ({"callmask:publish": "yes"}, "callmask:publish: expected true or false, got 'yes'"),
+    ({"callmask:publish": False}, "callmask:publish: is false, so each change becomes a draft only test users "
+                                  "reach, but callmask:testUsers is empty"),
 ]
 
 
@@ -94,6 +100,14 @@ def test_weak_pins_are_refused_without_being_echoed(pin, reason):
     assert f"callmask:pins[0]: {reason}" in error and pin not in error
 
 
+def test_a_test_user_is_never_echoed_in_an_error(capsys, tmp_path):
+    secretish = "+1415555019x"
+    values = {**DEV, "callmask:testUsers": [secretish]}
+    code, output = command(capsys, project_with(tmp_path, yaml.safe_dump({"config": values})))
+    assert code == 1 and "callmask:testUsers[0]" in output and secretish not in output
+    assert secretish not in program(values)
+
+
 def test_a_plaintext_pin_list_in_a_stack_file_is_refused(capsys, tmp_path):
     text = yaml.safe_dump({"config": {**DEV, "callmask:pins": ["31415926"]}})
     code, output = command(capsys, project_with(tmp_path, text))
@@ -121,7 +135,8 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                                        inner, max_size=3)), max_leaves=8)
 keys = st.sampled_from([f"callmask:{key}" for key in (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts", "allowedCountries",
-    "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy")] + ["twilio:apiKey", "callmsk:x"])
+    "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers", "publish")]
+    + ["twilio:apiKey", "callmsk:x"])
 
 
 def assert_one_clean_error(capsys, project) -> None:

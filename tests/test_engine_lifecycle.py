@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from callmask.flow_template import load_template, render_flow
@@ -18,7 +20,9 @@ from pulumi_cli import PASSPHRASE, REPO, PulumiProject
 from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
 
 API_KEY, API_SECRET = "SK" + "c" * 32, "fake-api-secret-0a9b8c7d6e5f4a3b"
-SECRETS = (*TEST_PINS, AUTH_TOKEN, API_SECRET, PASSPHRASE)
+TESTER, CALLER, DESTINATION = "+14155550188", "+14155550123", "14155550777"
+NEW_GOODBYE = "Thank you for calling. Goodbye."
+SECRETS = (*TEST_PINS, AUTH_TOKEN, API_SECRET, PASSPHRASE, TESTER)
 PREVIOUS_VOICE_URL = "https://voice.example.com/previous"
 PREVIOUS_APPLICATION = "AP" + "b" * 32
 PROD_NUMBER = "+14155550142"
@@ -52,9 +56,23 @@ def assert_no_secret(text: str, where: str) -> None:
 
 def rendered_definition(stack: str, root) -> dict:
     values, _ = from_files(stack, root)
-    values["pins"] = TEST_PINS
+    values["pins"], values["testUsers"] = TEST_PINS, []  # the test users do not change the definition
+    values.pop("publish", None)
     return render_flow(load_template(root / "flow" / "conference.json"), parse_settings(values).flow_values(),
                        TEST_PINS)
+
+
+def callmask(line: PulumiProject, *args: str) -> subprocess.CompletedProcess:
+    """The `callmask` command in the project, with the environment `pulumi` runs in."""
+    return subprocess.run([sys.executable, "-m", "callmask", *args], cwd=line.root, env=line.environ,
+                          capture_output=True, text=True, timeout=120)
+
+
+def goodbye_heard(fake: LocalTwilio, caller: str, pin: str = TEST_PINS[0]) -> str:
+    """Plays a call to the prod line that is connected; what the caller hears at the end."""
+    execution = fake.place_call(PROD_NUMBER, caller, [pin + "#", DESTINATION + "#"], duration=61)
+    revision = fake.flows[execution["flow_sid"]]["revisions"][execution["revision"] - 1]
+    return next(s for s in revision["definition"]["states"] if s["name"] == "say_goodbye")["properties"]["say"]
 
 
 def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
@@ -64,6 +82,10 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     line.run_line(readme_pin_command())
     line.run("config", "set", "twilio:accountSid", ACCOUNT_SID)
     line.run("config", "set", "--secret", "twilio:authToken", AUTH_TOKEN)
+    line.run("config", "set", "--path", "--secret", "callmask:testUsers[0]", TESTER)  # a test user may be secret
+    not_deployed = callmask(line, "calls", "--stack", "prod")
+    assert not_deployed.returncode == 1 and not_deployed.stderr.strip() == (
+        "callmask: error: stack prod has no flowSid output: it is not deployed yet (pulumi up --stack prod)")
 
     # preview: three resources to create, readable widgets and prompts, the PINs only as [secret]
     preview = line.run("preview", "--diff")
@@ -73,15 +95,17 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     assert "gather_pin" in preview.stdout and "[secret]" in preview.stdout
     assert fake.writes() == [], "a preview must not write to Twilio"
 
-    # up: the flow, the number and the binding exist; the number answers with the flow
+    # up: the flow (its first revision published: no caller had one), the number and the binding
     line.run("up", "--yes")
     (flow_sid,) = fake.flows
     assert fake.numbers[owned["sid"]]["voice_url"] == fake._flow(flow_sid)["webhook_url"]
     assert fake.numbers[owned["sid"]]["voice_application_sid"] is None
     assert fake.flows[flow_sid]["definition"] == rendered_definition("prod", line.root)
+    assert fake.flows[flow_sid]["status"] == "published" and fake.flows[flow_sid]["test_users"] == [TESTER]
     outputs = json.loads(line.run("stack", "output", "--json").stdout)
     assert outputs == {"flowSid": flow_sid, "webhookUrl": fake._flow(flow_sid)["webhook_url"],
-                       "phoneNumber": PROD_NUMBER, "phoneNumberSid": owned["sid"]}
+                       "phoneNumber": PROD_NUMBER, "phoneNumberSid": owned["sid"], "liveRevision": 1}
+    # (no draftRevision: Pulumi leaves out an output with no value, and there is no draft)
 
     # a second up: no changes, and not one write to Twilio
     writes = len(fake.writes())
@@ -89,21 +113,66 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     assert re.search(r"5 unchanged", again.stdout), again.stdout
     assert len(fake.writes()) == writes
 
-    # a prompt change: the preview shows that prompt; up validates and updates the flow, no number call
-    line.run("config", "set", "--path", "callmask:prompts.goodbye", "Thank you for calling. Goodbye.")
+    # a prompt change (prod stages drafts, publish: false): the preview shows that prompt and says it is a
+    # draft; up validates and writes a draft revision, touching no number; only the test user hears it
+    old_goodbye = goodbye_heard(fake, CALLER)
+    line.run("config", "set", "--path", "callmask:prompts.goodbye", NEW_GOODBYE)
     changed = line.run("preview", "--diff")
     marked = [line.strip() for line in changed.stdout.splitlines() if line.strip().startswith("~")]
     assert marked == [
         "~ pulumi-python:dynamic/twilio:StudioFlow: (update)",
         "~ values       : (json) {",
-        '~ prompts.goodbye      : "Your call has ended. Thank you, goodbye." => "Thank you for calling. Goodbye."',
+        f'~ prompts.goodbye      : "{old_goodbye}" => "{NEW_GOODBYE}"',
         "~ 1 to update"], "only the changed prompt is marked as changed"
+    assert "a change becomes a draft revision for 1 test user(s); every other caller keeps the live revision" \
+        in changed.output, "the preview says a draft is made and which revision stays live"
+    assert re.search(r"\+ draftRevision\s*: \[unknown\]", changed.stdout), "and that a draft is coming"
     calls = len(fake.calls)
     line.run("up", "--yes")
     step = fake.calls[calls:]
     assert [(c.method, c.path) for c in step if c.method != "GET"] == [
         ("POST", "/v2/Flows/Validate"), ("POST", f"/v2/Flows/{flow_sid}")]
     assert not [c for c in step if "IncomingPhoneNumbers" in c.path], "a prompt change must not touch the number"
+    assert [r["status"] for r in fake.flows[flow_sid]["revisions"]] == ["published", "draft"]
+    outputs = json.loads(line.run("stack", "output", "--json").stdout)
+    assert (outputs["liveRevision"], outputs["draftRevision"]) == (1, 2)
+    assert goodbye_heard(fake, TESTER) == NEW_GOODBYE
+    assert goodbye_heard(fake, CALLER) == old_goodbye, "every other caller keeps the published revision"
+    fake.place_call(PROD_NUMBER, CALLER, [TEST_PINS[1] + "#", "18765550123#"])  # Jamaica: refused
+    fake.place_call(PROD_NUMBER, CALLER, ["13572468#"])  # not a PIN of the line
+
+    # the review tools read what Twilio holds: the draft against the published revision, and the calls
+    review = callmask(line, "diff", "--stack", "prod", "--deployed")
+    assert review.returncode == 0, review.stderr
+    assert "revision 1 (published) → stack prod, revision 2 (draft)" in review.stdout
+    assert NEW_GOODBYE in review.stdout and old_goodbye in review.stdout
+    played = callmask(line, "simulate", "--stack", "prod", "--deployed", "draft", "--press", TEST_PINS[0] + "#",
+                      "--press", DESTINATION + "#")
+    assert played.returncode == 0 and NEW_GOODBYE in played.stdout and TEST_PINS[0] not in played.stdout
+    report = callmask(line, "calls", "--stack", "prod")
+    assert report.returncode == 0, report.stderr
+    rows = report.stdout.splitlines()
+    assert rows[0].split() == ["WHEN", "(UTC)", "CALLER", "PIN", "DESTINATION", "COUNTRY", "OUTCOME", "DURATION"]
+    assert [row.split()[-1] for row in rows[1:5]] == ["-", "-", "61s", "61s"], "newest first"
+    assert "refused PIN" in rows[1] and "refused number" in rows[2] and "JM  !! NOT ALLOWED" in rows[2]
+    assert "PIN accepted  +14155550777  US" in rows[3] and "connected" in rows[3]
+    assert "+1415*****23" in rows[1] and CALLER not in report.stdout
+    listed = json.loads(callmask(line, "calls", "--stack", "prod", "--json").stdout)
+    assert [call["outcome"] for call in listed] == ["refused PIN", "refused number", *["connected"] * 3]
+    assert_no_secret(report.stdout + report.stderr + review.stdout + played.stdout, "callmask's output")
+    assert "13572468" not in report.stdout + json.dumps(listed), "no digit of a PIN gather is shown"
+
+    # publishing: what the test user tried goes to every caller
+    line.run("config", "set", "callmask:publish", "true")
+    publishing = line.run("preview", "--diff")
+    assert re.search(r"~ publish\s*: false => true", publishing.stdout), publishing.stdout
+    line.run("up", "--yes")
+    revisions = fake.flows[flow_sid]["revisions"]
+    assert [r["status"] for r in revisions] == ["published", "draft", "published"]
+    assert revisions[2]["definition"] == revisions[1]["definition"]
+    assert goodbye_heard(fake, CALLER) == NEW_GOODBYE
+    outputs = json.loads(line.run("stack", "output", "--json").stdout)
+    assert outputs["liveRevision"] == 3 and "draftRevision" not in outputs
 
     # a Console edit: refresh reports the drift, the next up puts the template back
     fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][-1]["properties"].update(

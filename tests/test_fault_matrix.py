@@ -59,6 +59,10 @@ STACKS = {
     "dev": {"selection": {"mode": "search", "country": "US", "area_code": "415"}, "release": True},
 }
 COMMANDS = ("up-create", "up-prompt", "refresh", "destroy")
+# prod stages its changes: a draft for its test users (test users set, the published revision read), then
+# publishing the draft.
+STAGED_COMMANDS = ("up-draft", "publish")
+TESTER = "+14155550199"
 
 
 @pytest.fixture
@@ -81,13 +85,23 @@ def prepared(fake: LocalTwilio, stack: str, command: str) -> Line:
     line = Line(stack, **STACKS[stack])
     if command != "up-create":
         line.up()
-    if command == "up-prompt":
+    if command in ("up-prompt", "up-draft", "publish"):
         line.prompts = {"goodbye": "Thank you for calling. Goodbye."}
+    if command in ("up-draft", "publish"):
+        line.publish, line.test_users = False, [TESTER]
+    if command == "publish":
+        line.up()
+        line.publish = True
     return line
 
 
 def run(line: Line, command: str) -> None:
-    {"up-create": line.up, "up-prompt": line.up, "refresh": line.refresh, "destroy": line.destroy}[command]()
+    {"refresh": line.refresh, "destroy": line.destroy}.get(command, line.up)()
+
+
+def published_definition(fake: LocalTwilio, line: Line) -> dict | None:
+    flow_sid = line.state.get("flow", (None,))[0]
+    return fake.published_revision(flow_sid)["definition"] if flow_sid in fake.flows else None
 
 
 def calls_of(fake: LocalTwilio, stack: str, command: str) -> list[tuple[str, str]]:
@@ -111,6 +125,7 @@ def assert_one_clean_line(error: Exception) -> None:
 def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls: list[tuple[str, str]],
              fault: str, mode: str) -> str:
     line = prepared(fake, stack, command)
+    callers_had = published_definition(fake, line)
     method, path = calls[call_index]
     earlier = calls[:call_index].count((method, path))
     fake.fail(method, "^" + re.escape(path) + "$", skip=earlier, times=MODES[mode], **FAULTS[fault])
@@ -123,6 +138,11 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls
     fake.settle()
     fake.faults.clear()
     run(line, command)  # the operator runs it again, once any late request has landed
+    if command == "up-draft":
+        assert published_definition(fake, line) == callers_had, "a draft reached the callers who are no test users"
+    if command == "publish":
+        assert published_definition(fake, line) == fake.flows[line.state["flow"][0]]["revisions"][1]["definition"], \
+            "the draft the test users tried is what every caller gets"
     line.up()
     writes = len(fake.writes())
     line.up()
@@ -151,8 +171,8 @@ def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
 
 
 @pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack, command", [(stack, command) for stack in STACKS for command in COMMANDS]
+                         + [("prod", command) for command in STAGED_COMMANDS])
 def test_every_call_and_fault_recovers_to_the_same_end(account, record_property, stack, command, fault):
     calls = calls_of(account, stack, command)
     assert calls, f"{command} makes Twilio calls"

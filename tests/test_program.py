@@ -69,6 +69,17 @@ def test_flow_inputs_are_readable_template_and_values_with_secret_pins(stack):
     assert "definition" not in flow.inputs
 
 
+def test_the_stack_s_staging_reaches_the_flow_and_secret_test_users_stay_secret():
+    staged = deploy("prod").resource("StudioFlow")
+    assert staged.inputs["publish"] is False and staged.inputs["test_users"] == ["+14155550199"]
+    assert "test_users" not in staged.additional_secret_outputs
+    config, secret_keys = engine_config("prod", TEST_PINS, testUsers=["+14155550188"])
+    secret = run_program("prod", config, [*secret_keys, "callmask:testUsers"]).resource("StudioFlow")
+    assert is_rpc_secret(secret.inputs["test_users"]) and secret.inputs["test_users"]["value"] == ["+14155550188"]
+    assert "test_users" in secret.additional_secret_outputs
+    assert deploy("dev").resource("StudioFlow").inputs["publish"] is True
+
+
 def test_pins_appear_only_inside_secret_inputs(stack):
     run = deploy(stack)
     for registration in run.registrations:

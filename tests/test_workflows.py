@@ -30,8 +30,8 @@ def pulumi_command_step(job: dict) -> dict:
                 if step.get("uses", "").startswith("pulumi/actions@") and "command" in step.get("with", {}))
 
 
-def stacks_in(directory: Path) -> list[str]:
-    done = subprocess.run([sys.executable, str(SCRIPTS / "stacks.py"), str(directory)],
+def stacks_in(directory: Path, *options: str) -> list[str]:
+    done = subprocess.run([sys.executable, str(SCRIPTS / "stacks.py"), str(directory), *options],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
@@ -86,9 +86,27 @@ def test_deploys_run_one_per_stack_behind_its_environment():
     triggers = document.get("on", document.get(True))  # YAML 1.1 reads a bare `on` as true
     assert triggers == {"push": {"branches": ["main"]}}
     up = document["jobs"]["up"]
-    assert up["environment"] == "${{ matrix.stack }}"
+    assert up["environment"] == ("${{ contains(fromJSON(needs.stacks.outputs.staged), matrix.stack) && "
+                                 "format('{0}-draft', matrix.stack) || matrix.stack }}")
     assert up["concurrency"] == {"group": "deploy-${{ matrix.stack }}", "cancel-in-progress": False}
     assert up["strategy"]["max-parallel"] == 1 and up["strategy"]["fail-fast"] is True
+
+
+def test_a_staged_stack_is_published_by_a_second_reviewed_job(tmp_path):
+    assert stacks_in(PROJECT_DIR, "--staged") == ["prod"], "prod stages drafts: its file sets publish false"
+    for name in ["Pulumi.yaml", *[f"Pulumi.{s}.yaml" for s in stack_names()]]:
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    (tmp_path / "Pulumi.staging.yaml").write_text("config:\n  callmask:publish: false  # two steps\n")
+    assert stacks_in(tmp_path, "--staged") == ["staging", "prod"]
+    publish = workflow("deploy.yml")["jobs"]["publish"]
+    assert publish["needs"] == ["stacks", "up"] and publish["environment"] == "${{ matrix.stack }}"
+    assert publish["strategy"]["matrix"]["stack"] == "${{ fromJSON(needs.stacks.outputs.staged) }}"
+    assert publish["concurrency"] == workflow("deploy.yml")["jobs"]["up"]["concurrency"]
+    runs = [step.get("run", "") for step in publish["steps"]]
+    setting = next(i for i, run in enumerate(runs) if "callmask:publish true" in run)
+    up = publish["steps"].index(pulumi_command_step(publish))
+    assert setting < up and pulumi_command_step(publish)["with"]["command"] == "up"
+    assert publish["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
 
 
 def test_tests_run_the_readme_commands_on_311_and_312():

@@ -70,6 +70,10 @@ class CallResult:
     outcome: str = "ended"
     dialed: str | None = None
     unused: list[CallerInput] = field(default_factory=list)  # inputs no widget waited for
+    # Where each step went (None: the execution ended there) and the Liquid context at the end, as Studio
+    # keeps them for an execution (its Steps and Context).
+    next_widgets: list[str | None] = field(default_factory=list, repr=False)
+    context: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"trigger": self.trigger, "steps": [s.as_dict() for s in self.steps], "outcome": self.outcome,
@@ -207,6 +211,7 @@ class CallSimulator:
             error.result = result
             raise
         result.unused = walk.inputs
+        result.context = walk.context
         return result
 
     def wired_triggers(self) -> list[str] | None:
@@ -295,6 +300,7 @@ class _Walk:
             chosen = (transitions[index] if index is not None
                       else next((t for t in transitions if t.get("event") == step.event), {}))
             current = chosen.get("next")
+            result.next_widgets.append(current)
 
     def render(self, text: Any, widget: str) -> str:
         return self.simulator.render(text, self.context, widget)

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from callmask import call_simulation, flow_diagram, flow_diff, flow_validation
+from callmask.call_transcript import TRIGGER_TEXT, transcript
 from callmask.flow_gate import FlowRefused, gate_problems
-from callmask.flow_graph import FlowGraph, mask_pins
+from callmask.flow_graph import mask_pins
 from callmask.flow_template import (
     DEFAULT_FLOW_FILE,
     TemplateError,
@@ -27,10 +28,12 @@ from callmask.flow_template import (
     placeholders,
     render_flow,
 )
+from callmask.deployed_stack import StackUnreadable
 from callmask.settings import SettingsError, parse_settings
 from callmask.stack_config import PROJECT_DIR, StackFileError, from_files, is_encrypted
 
 PINS_VARIABLE = "CALLMASK_PINS"
+PLACEHOLDER_TEST_USERS = "+1500555"  # Twilio's range of magic test numbers
 
 
 class CommandError(Exception):
@@ -45,6 +48,7 @@ class LoadedFlow:
     line_number: str = call_simulation.DEFAULT_LINE_NUMBER
     pins: list[str] = field(default_factory=list)
     gate: list[str] | None = None  # for a stack: what the deploy's gate says (None for a flow file)
+    allowed_countries: tuple[str, ...] = ()
 
 
 def placeholder_pins(length: int) -> list[str]:
@@ -68,6 +72,9 @@ def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PR
     values, others = from_files(stack, project_dir)
     length = str(values.get("pinLength"))
     values["pins"] = chosen_pins(args, int(length) if length.isascii() and length.isdigit() and len(length) < 3 else 8)
+    if isinstance(values.get("testUsers"), list):  # a secret test user stands in as a number that is no one's
+        values["testUsers"] = [f"{PLACEHOLDER_TEST_USERS}{index:04d}" if is_encrypted(user) else user
+                               for index, user in enumerate(values["testUsers"])]
     settings = parse_settings(values, others)
     template_path = template_file or project_dir / DEFAULT_FLOW_FILE.relative_to(PROJECT_DIR)
     template = load_template(template_path)
@@ -75,7 +82,7 @@ def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PR
     line_number = settings.phone_number.number or call_simulation.DEFAULT_LINE_NUMBER
     source = f"{template_path.name} for stack {stack}"
     return LoadedFlow(definition, source, settings.pin_length, line_number, list(settings.pins),
-                      gate_problems(settings, template, source))
+                      gate_problems(settings, template, source), settings.allowed_countries)
 
 
 def load_file_flow(path: Path, allow_template: bool = False, pins: list[str] | None = None) -> LoadedFlow:
@@ -95,6 +102,12 @@ def given_pins(args: argparse.Namespace) -> list[str] | None:
 
 
 def load_flow(args: argparse.Namespace) -> LoadedFlow:
+    if getattr(args, "deployed", None):
+        if not args.stack:
+            raise CommandError("--deployed reads a stack's flow from Twilio: give --stack NAME")
+        from callmask.deployed_commands import deployed_flow
+        definition, source, pins, number = deployed_flow(args)
+        return LoadedFlow(definition, source, pins=pins, line_number=number or call_simulation.DEFAULT_LINE_NUMBER)
     if args.stack:
         return load_stack_flow(args.stack, args, args.project_dir, Path(args.file) if args.file else None)
     if args.file:
@@ -156,49 +169,6 @@ def assignment(text: str, option: str) -> tuple[str, str]:
     return key, value
 
 
-TRIGGER_TEXT = {"incomingCall": "incoming call", "incomingMessage": "incoming message",
-                "incomingConversationMessage": "incoming conversation message",
-                "incomingRequest": "execution started by a REST API request",
-                "incomingParent": "started as a subflow by a parent flow"}
-
-
-def transcript(result: call_simulation.CallResult, stopped: str | None = None) -> str:
-    lines = [line for step in result.steps for line in step_lines(step, result)]
-    lines += [f"not used: {given.kind} “{given.value}” (no widget waited for it)" for given in result.unused]
-    if stopped:
-        lines.append(f"cannot simulate: {stopped}")
-    else:
-        lines.append(f"outcome: {result.outcome}" + (f" (dialed {result.dialed})" if result.dialed else ""))
-    return "\n".join(lines)
-
-
-def step_lines(step: call_simulation.Step, result: call_simulation.CallResult) -> list[str]:
-    prefix, event = f"[{step.widget}]", f" -> {step.event}"
-    lines = [f"{prefix} caller hears: “{step.say}”"] if step.say else []
-    lines += [f"{prefix} caller hears audio {step.play}"] if step.play else []
-    if step.message:
-        sent = event if step.type == "send-message" else ""
-        lines.append(f"{prefix} sends to {step.message['to']}: “{step.message['body']}”{sent}")
-    if step.event is None:
-        lines.append(f"{prefix} caller hangs up")
-    elif step.type == "trigger":
-        lines.append(f"{prefix} {TRIGGER_TEXT.get(step.event, step.event)}")
-    elif step.digits is not None:
-        lines.append(f"{prefix} gathered: {step.digits or 'nothing'}{event}")
-    elif step.speech is not None:
-        lines.append(f"{prefix} heard: “{step.speech}”{event}")
-    elif step.reply is not None or step.type == "send-and-wait-for-reply":
-        lines.append(f"{prefix} reply: “{step.reply}”{event}" if step.reply is not None else f"{prefix} no reply{event}")
-    elif step.dial:
-        callee = "" if result.outcome in ("connected", "hangup") else f" ({result.outcome.replace('_', ' ')})"
-        lines.append(f"{prefix} dials {step.dial['to']} with caller ID {step.dial['caller_id']}{callee}{event}")
-    elif step.type == "split-based-on":
-        lines.append(f"{prefix} branch: {step.event}" + (f" ({step.note})" if step.note else ""))
-    elif step.type not in ("say-play", "send-message"):
-        lines.append(f"{prefix} {step.type}{event}" + (f" ({step.note})" if step.note else ""))
-    return lines
-
-
 def cmd_diagram(args: argparse.Namespace) -> int:
     flow = load_flow(args)
     sys.stdout.write(flow_diagram.draw(flow.definition, args.format, flow.pins or None, args.reveal))
@@ -206,6 +176,13 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
+    if args.deployed:
+        if not args.stack or args.base or args.files:
+            raise CommandError("--deployed compares a stack's draft with its published revision: give --stack NAME "
+                               "and no files or --base")
+        from callmask.deployed_commands import deployed_diff
+        print(deployed_diff(args))
+        return 0
     if args.base:
         sections = diff_against_base(args)
     else:
@@ -335,10 +312,29 @@ def parser() -> argparse.ArgumentParser:
     diff = commands.add_parser("diff", parents=[common], help="Markdown review of a flow change")
     diff.add_argument("files", nargs="*", metavar="OLD NEW", help="two flow files (or, with --stack, templates)")
     diff.add_argument("--base", metavar="GIT_REF", help="compare flow/ at GIT_REF with the working tree")
+    diff.add_argument("--deployed", action="store_true",
+                      help="with --stack: the draft only test users reach against the revision every caller gets, "
+                           "read from Twilio with the stack's credentials")
+    simulate.add_argument("--deployed", choices=("published", "draft"),
+                          help="with --stack: play the flow deployed on Twilio (the published revision, or the latest "
+                               "one, which test users get) instead of rendering it")
+    audit = commands.add_parser("calls", help="the stack's calls from Twilio: caller, PIN, destination, outcome")
+    audit.add_argument("--stack", required=True, help="a deployed stack (its credentials as Pulumi takes them)")
+    audit.add_argument("--since", default="24h", help="30m, 24h, 7d, or an ISO date (default 24h)")
+    audit.add_argument("--json", action="store_true", help="one object per call")
+    audit.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     local = commands.add_parser("local-twilio", help="serve a local Twilio on 127.0.0.1 for a stack to deploy to")
     local.add_argument("--port", type=int, default=4010, help="the port to listen on (default 4010; 0: any free port)")
     commands.add_parser("demo", help="deploy the line to a local Twilio, call it and destroy it (make demo)")
     return top
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from callmask.deployed_commands import calls
+    args.pins, args.placeholders_announced = None, True  # the roles of the widgets need stand-in PINs only
+    flow = load_stack_flow(args.stack, args, args.project_dir)
+    print(calls(args, flow.definition, flow.pins, flow.allowed_countries))
+    return 0
 
 
 def cmd_local_twilio(args: argparse.Namespace) -> int:
@@ -359,7 +355,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"render": cmd_render, "validate": cmd_validate, "simulate": cmd_simulate, "diagram": cmd_diagram,
-            "diff": cmd_diff, "local-twilio": cmd_local_twilio, "demo": cmd_demo}
+            "diff": cmd_diff, "calls": cmd_calls, "local-twilio": cmd_local_twilio, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             args.project_dir = project_dir_of(Path.cwd())
         return HANDLERS[args.command](args)
     except (CommandError, SettingsError, TemplateError, StackFileError, FlowRefused,
-            call_simulation.SimulationError) as error:
+            call_simulation.SimulationError, StackUnreadable) as error:
         print(f"callmask: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `callmask render | head`: the reader left, end quietly

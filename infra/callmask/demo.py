@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TextIO
 
 from callmask import call_simulation
-from callmask.cli import mask, transcript
+from callmask.call_transcript import transcript
+from callmask.cli import mask
+from callmask.deployed_stack import StackUnreadable, pulumi_cli
 from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, NUMBERS_FOR_SALE, with_numbers_for_sale
 from callmask.settings import pin_problem
 from callmask.stack_config import PROJECT_DIR
@@ -66,14 +68,6 @@ def demo_pins() -> list[str]:
         if pin_problem(pin, PIN_LENGTH) is None and pin not in pins:
             pins.append(pin)
     return pins
-
-
-def pulumi_cli() -> str:
-    search = os.pathsep.join((str(PROJECT_DIR / ".tools" / "bin"), os.environ.get("PATH", "")))
-    found = shutil.which("pulumi", path=search)
-    if not found:
-        raise DemoFailed("the Pulumi CLI is not in .tools/bin or on PATH: run `make setup` first")
-    return found
 
 
 class Demo:
@@ -152,7 +146,10 @@ class Demo:
         copy_project(self.project)
         (self.project / f"Pulumi.{STACK}.yaml").write_text(STACK_FILE)
         (self.folder / "state").mkdir()
-        self.cli = pulumi_cli()
+        try:
+            self.cli = pulumi_cli()
+        except StackUnreadable as error:
+            raise DemoFailed(str(error)) from None
         self.environ = {
             **os.environ,
             "PATH": os.pathsep.join((str(Path(self.cli).parent), str(Path(sys.executable).parent),

@@ -17,20 +17,24 @@ class DialOutLine(pulumi.ComponentResource):
     webhook_url: pulumi.Output[str]
     phone_number: pulumi.Output[str]
     phone_number_sid: pulumi.Output[str]
+    live_revision: pulumi.Output[int]
+    draft_revision: pulumi.Output[int | None]
 
     def __init__(self, name: str, *, stack: str, settings: LineSettings, template: dict,
-                 opts: pulumi.ResourceOptions | None = None):
+                 test_users_secret: bool = False, opts: pulumi.ResourceOptions | None = None):
         values = settings.flow_values()
         # Before anything is registered: the placeholders match, and the flow passes the gate.
         check_values(template, set(values) | {PINS})
         check_flow(settings, template, "flow/conference.json")
         super().__init__("callmask:index:DialOutLine", name, None, opts)
         friendly_name = f"callmask-{stack}"
+        users = list(settings.test_users)
         child = pulumi.ResourceOptions(parent=self)
 
         flow = StudioFlow(f"{name}-flow", stack=stack, friendly_name=friendly_name,
                           template=canonical_json(template), values=canonical_json(values),
-                          pins=list(settings.pins), opts=child)
+                          pins=list(settings.pins), publish=settings.publish,
+                          test_users=pulumi.Output.secret(users) if test_users_secret else users, opts=child)
         release = settings.release_number_on_destroy
         number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
                              friendly_name=friendly_name, release_on_destroy=release,
@@ -45,5 +49,10 @@ class DialOutLine(pulumi.ComponentResource):
         self.webhook_url = flow.webhook_url
         self.phone_number = number.phone_number
         self.phone_number_sid = number.sid
+        self.live_revision, self.draft_revision = flow.live_revision, flow.draft_revision
+        if not settings.publish:
+            pulumi.log.info(f"publish is false: a change becomes a draft revision for {len(users)} test user(s); "
+                            "every other caller keeps the live revision (stack output liveRevision)", flow)
         self.register_outputs({"flow_sid": flow.sid, "webhook_url": flow.webhook_url,
-                               "phone_number": number.phone_number, "phone_number_sid": number.sid})
+                               "phone_number": number.phone_number, "phone_number_sid": number.sid,
+                               "live_revision": flow.live_revision, "draft_revision": flow.draft_revision})

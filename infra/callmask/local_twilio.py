@@ -42,8 +42,8 @@ STUDIO_HOST, API_HOST = "https://studio.twilio.com", "https://api.twilio.com"
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "fake-auth-token-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 WEBHOOK_HOST = "https://webhooks.twilio.com"
-SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete), the account, and its incoming and "
-          "available local phone numbers")
+SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete; their revisions, test users, executions, "
+          "steps and contexts), the account, and its incoming and available local phone numbers")
 
 _specs: dict[str, OpenAPI] = {}
 
@@ -147,10 +147,15 @@ def now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 @dataclass
 class LocalTwilio:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    executions: dict[str, dict[str, Any]] = field(default_factory=dict)
     available: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     purchases: list[str] = field(default_factory=list)
@@ -218,10 +223,15 @@ class LocalTwilio:
     def reads(self, path_part: str = "") -> list[Call]:
         return [c for c in self.calls if c.method == "GET" and path_part in c.path]
 
-    def edit_flow_in_console(self, flow_sid: str, change: Callable[[dict[str, Any]], None]) -> None:
-        flow = self.flows[flow_sid]
-        change(flow["definition"])
-        flow["revision"] += 1
+    def edit_flow_in_console(self, flow_sid: str, change: Callable[[dict[str, Any]], None],
+                             status: str = "published") -> None:
+        """Someone saves (`draft`) or publishes a change to the latest revision in the Console."""
+        definition = json.loads(json.dumps(self.flows[flow_sid]["definition"]))
+        change(definition)
+        self._add_revision(flow_sid, status, definition, "edited in the Console")
+
+    def set_test_users_in_console(self, flow_sid: str, numbers: list[str]) -> None:
+        self.flows[flow_sid]["test_users"] = list(numbers)
 
     # ---- HTTP ----
     def wsgi(self, environ, start_response):
@@ -329,6 +339,15 @@ class LocalTwilio:
             ("GET", r"/v2/Flows/(FW\w+)", self._fetch_flow),
             ("POST", r"/v2/Flows/(FW\w+)", self._update_flow),
             ("DELETE", r"/v2/Flows/(FW\w+)", self._delete_flow),
+            ("GET", r"/v2/Flows/(FW\w+)/Revisions", self._list_revisions),
+            ("GET", r"/v2/Flows/(FW\w+)/Revisions/(\w+)", self._fetch_revision),
+            ("GET", r"/v2/Flows/(FW\w+)/TestUsers", self._fetch_test_users),
+            ("POST", r"/v2/Flows/(FW\w+)/TestUsers", self._update_test_users),
+            ("GET", r"/v2/Flows/(FW\w+)/Executions", self._list_executions),
+            ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)", self._fetch_execution),
+            ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)/Context", self._execution_context),
+            ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)/Steps", self._list_steps),
+            ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)/Steps/(FT\w+)/Context", self._step_context),
             ("GET", r"/2010-04-01/Accounts/(AC\w+)\.json", self._fetch_account),
             ("GET", r"/2010-04-01/Accounts/AC\w+/AvailablePhoneNumbers/(\w\w)/Local\.json", self._search_numbers),
             ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._list_numbers),
@@ -376,11 +395,26 @@ class LocalTwilio:
             "previous_page_url": None, "url": url}})
 
     def _create_flow(self, request, form) -> Response:
+        definition = json.loads(form["Definition"])
         flow_sid = sid("FW", self._ids)
-        self.flows[flow_sid] = {"sid": flow_sid, "friendly_name": form["FriendlyName"], "status": form["Status"],
-                                "definition": json.loads(form["Definition"]), "revision": 1,
-                                "commit_message": form.get("CommitMessage"), "date_created": now(), "date_updated": now()}
+        self.flows[flow_sid] = {"sid": flow_sid, "friendly_name": form["FriendlyName"], "revisions": [],
+                                "test_users": [], "date_created": now()}
+        self._add_revision(flow_sid, form["Status"], definition, form.get("CommitMessage"))
         return self._json(201, self._flow(flow_sid))
+
+    def _add_revision(self, flow_sid: str, status: str, definition: dict[str, Any], message: str | None) -> None:
+        """Every write is a new, immutable revision; the flow shows the latest, callers get the latest
+        published one (test users the latest revision, draft or not)."""
+        flow = self.flows[flow_sid]
+        revision = {"revision": len(flow["revisions"]) + 1, "status": status, "definition": definition,
+                    "commit_message": message, "friendly_name": flow["friendly_name"], "date_created": now(),
+                    "date_updated": now()}
+        flow["revisions"].append(revision)
+        flow.update({key: revision[key] for key in ("revision", "status", "definition", "commit_message")},
+                    date_updated=revision["date_updated"])
+
+    def published_revision(self, flow_sid: str) -> dict[str, Any] | None:
+        return next((r for r in reversed(self.flows[flow_sid]["revisions"]) if r["status"] == "published"), None)
 
     def _fetch_flow(self, request, form, flow_sid) -> Response:
         if flow_sid not in self.flows:
@@ -391,28 +425,174 @@ class LocalTwilio:
         if flow_sid not in self.flows:
             return self._error(404, 20404, f"The requested resource /Flows/{flow_sid} was not found")
         flow = self.flows[flow_sid]
-        flow.update(status=form["Status"], date_updated=now(), commit_message=form.get("CommitMessage"))
         if "FriendlyName" in form:
             flow["friendly_name"] = form["FriendlyName"]
-        if "Definition" in form:
-            flow["definition"] = json.loads(form["Definition"])
-        flow["revision"] += 1
+        definition = json.loads(form["Definition"]) if "Definition" in form else flow["definition"]
+        self._add_revision(flow_sid, form["Status"], definition, form.get("CommitMessage"))
         return self._json(200, self._flow(flow_sid))
 
     def _delete_flow(self, request, form, flow_sid) -> Response:
         if self.flows.pop(flow_sid, None) is None:
             return self._error(404, 20404, f"The requested resource /Flows/{flow_sid} was not found")
+        for execution_sid in [e for e, execution in self.executions.items() if execution["flow_sid"] == flow_sid]:
+            del self.executions[execution_sid]
         return Response(status=204)
+
+    def _list_revisions(self, request, form, flow_sid) -> Response:
+        if flow_sid not in self.flows:
+            return self._error(404, 20404, f"The requested resource /Flows/{flow_sid}/Revisions was not found")
+        revisions = [{**self._revision(flow_sid, r), "definition": None}
+                     for r in reversed(self.flows[flow_sid]["revisions"])]
+        return self._json(200, self._studio_page("revisions", request, revisions))
+
+    def _fetch_revision(self, request, form, flow_sid, wanted) -> Response:
+        flow = self.flows.get(flow_sid)
+        revisions = flow["revisions"] if flow else []
+        if wanted == "LatestPublished":
+            found = self.published_revision(flow_sid) if flow else None
+        elif wanted == "LatestRevision":
+            found = revisions[-1] if revisions else None
+        else:
+            found = next((r for r in revisions if str(r["revision"]) == wanted), None)
+        if found is None:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, self._revision(flow_sid, found))
+
+    def _revision(self, flow_sid: str, revision: dict[str, Any]) -> dict[str, Any]:
+        return {**revision, "sid": flow_sid, "account_sid": ACCOUNT_SID, "valid": True, "errors": [],
+                "date_created": _iso(revision["date_created"]), "date_updated": _iso(revision["date_updated"]),
+                "url": f"{STUDIO_HOST}/v2/Flows/{flow_sid}/Revisions/{revision['revision']}"}
+
+    def _fetch_test_users(self, request, form, flow_sid) -> Response:
+        if flow_sid not in self.flows:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, self._test_users(flow_sid))
+
+    def _update_test_users(self, request, form, flow_sid) -> Response:
+        if flow_sid not in self.flows:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        self.flows[flow_sid]["test_users"] = form.getlist("TestUsers")
+        return self._json(200, self._test_users(flow_sid))
+
+    def _test_users(self, flow_sid: str) -> dict[str, Any]:
+        return {"sid": flow_sid, "test_users": list(self.flows[flow_sid]["test_users"]),
+                "url": f"{STUDIO_HOST}/v2/Flows/{flow_sid}/TestUsers"}
 
     def _flow(self, flow_sid: str) -> dict[str, Any]:
         flow = self.flows[flow_sid]
         url = f"{STUDIO_HOST}/v2/Flows/{flow_sid}"
-        return {**flow, "account_sid": ACCOUNT_SID, "valid": True, "errors": [], "warnings": [],
-                "date_created": flow["date_created"].isoformat().replace("+00:00", "Z"),
-                "date_updated": flow["date_updated"].isoformat().replace("+00:00", "Z"),
+        shown = {key: value for key, value in flow.items() if key not in ("revisions", "test_users")}
+        return {**shown, "account_sid": ACCOUNT_SID, "valid": True, "errors": [], "warnings": [],
+                "date_created": _iso(flow["date_created"]), "date_updated": _iso(flow["date_updated"]),
                 "webhook_url": f"{WEBHOOK_HOST}/v1/Accounts/{ACCOUNT_SID}/Flows/{flow_sid}", "url": url,
                 "links": {"test_users": f"{url}/TestUsers", "revisions": f"{url}/Revisions",
                           "executions": f"{url}/Executions"}}
+
+    # ---- calls and Studio executions ----
+    def place_call(self, to: str, caller: str, presses: list[str], dial_status: str = "completed",
+                   duration: int = 42, hangup: bool = False, when: datetime | None = None) -> dict[str, Any]:
+        """A call to one of the account's numbers, played through the flow its voice URL points at: a test
+        user gets the flow's latest revision (a draft, if there is one), everyone else the latest published
+        one. Kept as Studio keeps it, an execution with its steps and context (the gathered digits too)."""
+        from callmask.call_simulation import CallerInput, CallSimulator  # python-liquid: only for calls
+
+        number = next(n for n in self.numbers.values() if n["phone_number"] == to)
+        flow_sid = (number["voice_url"] or "").rstrip("/").rsplit("/", 1)[-1]
+        flow = self.flows[flow_sid]
+        revision = flow["revisions"][-1] if caller in flow["test_users"] else self.published_revision(flow_sid)
+        result = CallSimulator(revision["definition"], to).run(
+            [CallerInput("keys", keys) for keys in presses], dial_status=dial_status, hangup=hangup, caller=caller)
+        context = json.loads(json.dumps(result.context))
+        context["flow"]["flow_sid"] = flow_sid
+        for step in result.steps:
+            if step.dial and dial_status in ("completed", "answered"):
+                context["widgets"][step.widget]["DialCallDuration"] = str(duration)
+        moment = (when or now()).replace(microsecond=0)
+        execution_sid = sid("FN", self._ids)
+        steps = []
+        nexts = result.next_widgets + [None] * (len(result.steps) - len(result.next_widgets))
+        for step, following in zip(result.steps, nexts):
+            if step.event is None:
+                break
+            steps.append({"sid": sid("FT", self._ids), "name": step.event, "transitioned_from": step.widget,
+                          "transitioned_to": following or "Ended",
+                          "context": {"widgets": {step.widget: context["widgets"].get(step.widget, {})}}})
+        with self._lock:
+            self.executions[execution_sid] = {"sid": execution_sid, "flow_sid": flow_sid, "steps": steps,
+                                              "revision": revision["revision"], "contact_channel_address": caller,
+                                              "context": context, "date_created": moment}
+        return self.executions[execution_sid]
+
+    def _list_executions(self, request, form, flow_sid) -> Response:
+        if flow_sid not in self.flows:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        since, until = request.args.get("DateCreatedFrom"), request.args.get("DateCreatedTo")
+        found = [e for e in self.executions.values() if e["flow_sid"] == flow_sid
+                 and (not since or e["date_created"] >= datetime.fromisoformat(since.replace("Z", "+00:00")))
+                 and (not until or e["date_created"] <= datetime.fromisoformat(until.replace("Z", "+00:00")))]
+        found.sort(key=lambda e: (e["date_created"], e["sid"]), reverse=True)  # newest first, as Twilio lists
+        return self._json(200, self._studio_page("executions", request,
+                                                 [{**self._execution(e), "context": None} for e in found]))
+
+    def _execution_of(self, flow_sid: str, execution_sid: str) -> dict[str, Any] | None:
+        execution = self.executions.get(execution_sid)
+        return execution if execution and execution["flow_sid"] == flow_sid else None
+
+    def _fetch_execution(self, request, form, flow_sid, execution_sid) -> Response:
+        if not (execution := self._execution_of(flow_sid, execution_sid)):
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, self._execution(execution))
+
+    def _execution_context(self, request, form, flow_sid, execution_sid) -> Response:
+        if not (execution := self._execution_of(flow_sid, execution_sid)):
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, {"account_sid": ACCOUNT_SID, "context": execution["context"], "flow_sid": flow_sid,
+                                "execution_sid": execution_sid, "url": f"{STUDIO_HOST}{request.path}"})
+
+    def _list_steps(self, request, form, flow_sid, execution_sid) -> Response:
+        if not (execution := self._execution_of(flow_sid, execution_sid)):
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        steps = [{**self._step(execution, step), "context": None} for step in execution["steps"]]
+        return self._json(200, self._studio_page("steps", request, steps))
+
+    def _step_context(self, request, form, flow_sid, execution_sid, step_sid) -> Response:
+        execution = self._execution_of(flow_sid, execution_sid)
+        step = next((s for s in execution["steps"] if s["sid"] == step_sid), None) if execution else None
+        if step is None:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, {"account_sid": ACCOUNT_SID, "context": step["context"], "execution_sid": execution_sid,
+                                "flow_sid": flow_sid, "step_sid": step_sid, "url": f"{STUDIO_HOST}{request.path}"})
+
+    def _execution(self, execution: dict[str, Any]) -> dict[str, Any]:
+        url = f"{STUDIO_HOST}/v2/Flows/{execution['flow_sid']}/Executions/{execution['sid']}"
+        return {"sid": execution["sid"], "account_sid": ACCOUNT_SID, "flow_sid": execution["flow_sid"],
+                "contact_channel_address": execution["contact_channel_address"], "context": execution["context"],
+                "status": "ended", "date_created": _iso(execution["date_created"]),
+                "date_updated": _iso(execution["date_created"]), "url": url,
+                "links": {"steps": f"{url}/Steps", "execution_context": f"{url}/Context"}}
+
+    def _step(self, execution: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+        url = f"{STUDIO_HOST}/v2/Flows/{execution['flow_sid']}/Executions/{execution['sid']}/Steps/{step['sid']}"
+        return {**step, "account_sid": ACCOUNT_SID, "flow_sid": execution["flow_sid"],
+                "execution_sid": execution["sid"], "parent_step_sid": None,
+                "date_created": _iso(execution["date_created"]), "date_updated": _iso(execution["date_created"]),
+                "url": url, "links": {"step_context": f"{url}/Context"}}
+
+    @staticmethod
+    def _studio_page(key: str, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """One page of a Studio list, `Page` counted from 0; next_page_url while more remain."""
+        size, page = int(request.args.get("PageSize", 50)), int(request.args.get("Page", 0))
+        def url(number: int) -> str:
+            query = {**request.args.to_dict(), "PageSize": size, "Page": number}
+            if number:
+                query["PageToken"] = f"PA{number * size}"
+            else:
+                query.pop("PageToken", None)
+            return f"{STUDIO_HOST}{request.path}?{urlencode(query)}"
+        more = (page + 1) * size < len(items)
+        return {key: items[page * size:(page + 1) * size], "meta": {
+            "first_page_url": url(0), "key": key, "next_page_url": url(page + 1) if more else None, "page": page,
+            "page_size": size, "previous_page_url": url(page - 1) if page else None, "url": url(page)}}
 
     # ---- the account ----
     def _fetch_account(self, request, form, account_sid) -> Response:

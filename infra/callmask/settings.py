@@ -79,6 +79,8 @@ class LineSettings:
     caller_id: str
     phone_number: NumberSelection
     release_number_on_destroy: bool
+    test_users: tuple[str, ...] = ()
+    publish: bool = True
 
     def flow_values(self) -> dict[str, Any]:
         """The non-secret values that fill the flow template's placeholders."""
@@ -117,7 +119,8 @@ class SettingsError(ValueError):
 
 KNOWN_KEYS = (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
-    "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy",
+    "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers",
+    "publish",
 )
 REPLACED_KEYS = ("allowedCountryCodes",)
 
@@ -164,7 +167,13 @@ def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) ->
         caller_id=reader.caller_id(),
         phone_number=reader.phone_number(),
         release_number_on_destroy=reader.boolean("releaseNumberOnDestroy"),
+        test_users=reader.test_users(),
+        publish=reader.boolean("publish", default=True),
     )
+    if not settings.publish and not settings.test_users and not any(
+            problem.startswith(f"{NAMESPACE}:testUsers") for problem in reader.problems):
+        reader.problem("publish", "is false, so each change becomes a draft only test users reach, but "
+                       "callmask:testUsers is empty: list the numbers that try drafts, or set publish to true")
     if reader.problems:
         raise SettingsError(reader.problems)
     return settings
@@ -205,8 +214,8 @@ class _Reader:
             return None
         return value
 
-    def boolean(self, key: str) -> bool:
-        value = self.present(key)
+    def boolean(self, key: str, default: bool | None = None) -> bool:
+        value = self.present(key) if default is None else self.raw.get(key, default)
         if isinstance(value, str) and value in ("true", "false"):
             return value == "true"
         if not isinstance(value, bool):
@@ -240,6 +249,23 @@ class _Reader:
         if len(set(texts)) != len(texts):
             self.problem("pins", "contains the same PIN more than once")
         return tuple(texts)
+
+    def test_users(self) -> tuple[str, ...]:
+        """E.164 numbers; never echoed (the list may be a secret)."""
+        value = _decode(self.raw.get("testUsers", []), list)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.problem("testUsers", "expected a list of E.164 numbers, e.g. [\"+14155550123\"]")
+            return ()
+        for index, number in enumerate(value):
+            if not isinstance(number, str) or not E164.fullmatch(number):
+                self.problem(f"testUsers[{index}]", "expected an E.164 number: + then the country code and number, "
+                             "digits only, e.g. +14155550123 (quote it in YAML)")
+        numbers = tuple(number for number in value if isinstance(number, str) and E164.fullmatch(number))
+        if len(set(numbers)) != len(numbers):
+            self.problem("testUsers", "lists a number more than once")
+        return numbers
 
     def prompts(self) -> Prompts:
         value = _decode(self.raw.get("prompts", {}), dict)

@@ -34,6 +34,14 @@ def from_engine() -> tuple[dict[str, Any], list[str]]:
     return values, [key for key in merged if not key.startswith(PREFIX)]
 
 
+def is_secret(key: str) -> bool:
+    """Whether the running program's `callmask:KEY` is set as a secret."""
+    from pulumi.runtime import config as runtime_config
+
+    full = f"{PREFIX}{key}"
+    return runtime_config.is_config_secret(full) or full in runtime_config.get_config_secret_keys_env()
+
+
 def project_defaults(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     project = _read_yaml(project_dir / "Pulumi.yaml")
     declared = project.get("config") or {}

@@ -65,12 +65,13 @@ def resolve_credentials(config: Mapping[str, object], environ: Mapping[str, str]
 
 
 def is_idempotent(method: str, url: str) -> bool:
-    """Safe to send twice: reads, deletes, validation, and updates of one resource by its SID.
-    A POST to a collection creates (and for phone numbers, buys) something, so it is never repeated."""
+    """Safe to send twice: reads, deletes, validation, updates of one resource by its SID, and setting a
+    flow's test users (the list is replaced). A POST to a collection creates (and for phone numbers, buys)
+    something, so it is never repeated."""
     if method.upper() in ("GET", "HEAD", "DELETE"):
         return True
     last_segment = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
-    return bool(TWILIO_SID.fullmatch(last_segment)) or last_segment == "Validate"
+    return bool(TWILIO_SID.fullmatch(last_segment)) or last_segment in ("Validate", "TestUsers")
 
 
 class CallmaskHttpClient(TwilioHttpClient):

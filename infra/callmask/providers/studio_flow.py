@@ -40,8 +40,8 @@ from callmask.providers.twilio_provider import (
     unless_gone,
 )
 
-PUBLISHED = "published"
-COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack")
+PUBLISHED, DRAFT = "published", "draft"
+COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack", "test_users")
 
 
 class FlowRejected(ProviderError):
@@ -61,27 +61,36 @@ class StudioFlowProvider(TwilioProvider):
         pins = news.get("pins")
         if not is_unknown(pins) and (not isinstance(pins, list) or not pins or not all(isinstance(p, str) for p in pins)):
             failures.append(CheckFailure("pins", "pins must be a non-empty list of strings"))
+        users = news.get("test_users", [])
+        if not is_unknown(users) and (not isinstance(users, list) or not all(isinstance(u, str) for u in users)):
+            failures.append(CheckFailure("test_users", "test_users must be a list of strings"))
+        if not isinstance(news.get("publish", True), bool):
+            failures.append(CheckFailure("publish", "publish must be true or false"))
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in COMPARED_INPUTS if _differs(olds.get(key), news.get(key), key)]
         if olds.get("drift"):
             changed.append("drift")
-        return DiffResult(changes=bool(changed), replaces=[], stables=["sid", "webhook_url"],
-                          delete_before_replace=False)
+        if publishes(news) and olds.get("draft_revision"):
+            changed.append("publish")  # the draft test users tried goes to every caller
+        stables = ["sid", "webhook_url"]
+        if not publishes(news) and not olds.get("drift"):
+            stables.append("live_revision")  # a draft leaves the revision callers get as it is
+        return DiffResult(changes=bool(changed), replaces=[], stables=stables, delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Idempotent: a flow with the stack's name (left by an earlier create whose answer was lost) is
-        adopted, never duplicated; after an unclear answer the flow is looked for again."""
+        adopted, never duplicated; after an unclear answer the flow is looked for again. A new flow has no
+        revision for callers yet, so its first definition is published whatever `publish` says."""
         client, name = self.client(), props["friendly_name"]
-        with twilio_operation(f"StudioFlow {name}", "create", props["pins"]):
+        with twilio_operation(f"StudioFlow {name}", "create", secrets_of(props)):
             definition = self.validated_definition(client, props)
             flow = find_flow(client, name)
             if flow is None:
                 try:
                     flow = client.studio.v2.flows.create(friendly_name=name, status=PUBLISHED, definition=definition,
                                                          commit_message=commit_message(props))
-                    return CreateResult(flow.sid, self.outputs(props, flow))
                 except TwilioException as error:
                     answer = answer_of(error)
                     if not answer.unclear:
@@ -91,39 +100,74 @@ class StudioFlowProvider(TwilioProvider):
                         raise ProviderError(
                             f"StudioFlow {name}: create failed: {answer.describe()}; no flow named {name} exists "
                             "(looked again). Run `pulumi up` again: it adopts the flow if Twilio made it late.") from None
-            flow = self.publish(client, flow.sid, props, definition)
-        return CreateResult(flow.sid, self.outputs(props, flow))
+                    flow = self.write(client, flow.sid, props, definition, PUBLISHED)
+            else:
+                flow = self.write(client, flow.sid, props, definition, PUBLISHED)
+            set_test_users(client, flow.sid, props)
+        return CreateResult(flow.sid, self.outputs(props, flow, live=flow.revision))
 
-    def update(self, id_: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client = self.client()
-        with twilio_operation(f"StudioFlow {news['friendly_name']} ({id_})", "update", news["pins"]):
-            flow = self.publish(client, id_, news, self.validated_definition(client, news))
-        return UpdateResult(self.outputs(news, flow))
+        with twilio_operation(f"StudioFlow {news['friendly_name']} ({id_})", "update", secrets_of(news)):
+            definition = self.validated_definition(client, news)
+            if test_users(olds) != test_users(news) or "test users" in (olds.get("drift") or ""):
+                set_test_users(client, id_, news)  # before a draft: the people who try it reach it at once
+            if publishes(news):
+                if not needs_revision(olds, news):  # only the test users changed
+                    return UpdateResult({**olds, **news, "drift": ""})
+                flow = self.write(client, id_, news, definition, PUBLISHED)
+                return UpdateResult(self.outputs(news, flow, live=flow.revision))
+            live = self.keep_live_revision(client, id_, olds, news)
+            flow = client.studio.v2.flows(id_).fetch()
+            if json.loads(definition) != live.definition or flow.revision != live.revision:
+                flow = self.write(client, id_, news, definition, DRAFT)
+        return UpdateResult(self.outputs(news, flow, live=live.revision))
+
+    def keep_live_revision(self, client, id_: str, olds: dict[str, Any], news: dict[str, Any]):
+        """The published revision callers get; one published outside callmask since the last `up` is
+        replaced by the one callmask had published (revisions are immutable: fetched by number)."""
+        live = client.studio.v2.flows(id_).revisions("LatestPublished").fetch()
+        recorded = olds.get("live_revision")
+        if recorded and live.revision != recorded:
+            kept = client.studio.v2.flows(id_).revisions(str(recorded)).fetch()
+            self.write(client, id_, news, canonical_json(kept.definition), PUBLISHED,
+                       f"callmask {news['stack']}: revision {recorded} published again")
+            live = client.studio.v2.flows(id_).revisions("LatestPublished").fetch()
+        return live
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = self.client()
-        with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "read", props.get("pins") or []):
+        with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "read", secrets_of(props)):
             flow = unless_gone(client, client.studio.v2.flows(id_).fetch)
-        if flow is None:
-            return ReadResult("", {})
-        expected = render(props)
-        wanted = (("friendly_name", flow.friendly_name, props["friendly_name"]), ("status", flow.status, PUBLISHED))
-        differences = [key for key, live, expected_value in wanted if live != expected_value]
-        differences += changed_widgets(expected, flow.definition or {})
-        outs = {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision}
-        outs["drift"] = f"revision {flow.revision} differs from the template in: {', '.join(differences)}" if differences else ""
+            if flow is None:
+                return ReadResult("", {})
+            live = flow if flow.status == PUBLISHED else \
+                client.studio.v2.flows(id_).revisions("LatestPublished").fetch()
+            # Test users only reach drafts: read them where the stack stages drafts or lists any.
+            staged = not publishes(props) or test_users(props)
+            users = (client.studio.v2.flows(id_).test_users().fetch().test_users or []) if staged else []
+        differences = [] if flow.friendly_name == props["friendly_name"] else ["friendly_name"]
+        differences += revision_drift(render(props), props, flow, live)
+        if staged and sorted(users) != sorted(test_users(props)):
+            differences.append("test users changed outside callmask")
+        # The revisions stay those callmask made (the drift names any others): `up` puts them back.
+        outs = {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision,
+                "live_revision": props.get("live_revision") or live.revision,
+                "draft_revision": props.get("draft_revision"), "drift": "; ".join(differences)}
         return ReadResult(id_, outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self.client()
-        with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "delete", props.get("pins") or []):
+        with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "delete", secrets_of(props)):
             flow = client.studio.v2.flows(id_)
             unless_gone(client, flow.delete, confirm=flow.fetch)
 
     @staticmethod
-    def publish(client, sid: str, props: dict[str, Any], definition: str):
-        return client.studio.v2.flows(sid).update(status=PUBLISHED, friendly_name=props["friendly_name"],
-                                                  definition=definition, commit_message=commit_message(props))
+    def write(client, sid: str, props: dict[str, Any], definition: str, status: str, message: str | None = None):
+        """A new revision: published (every caller gets it) or a draft (only test users do)."""
+        return client.studio.v2.flows(sid).update(status=status, friendly_name=props["friendly_name"],
+                                                  definition=definition,
+                                                  commit_message=message or commit_message(props))
 
     @staticmethod
     def validated_definition(client, props: dict[str, Any]) -> str:
@@ -137,14 +181,65 @@ class StudioFlowProvider(TwilioProvider):
             if answer.unclear or answer.status == 429:
                 raise
             raise FlowRejected(f"StudioFlow {props['friendly_name']}: Twilio refused the flow: {answer.describe()}",
-                               props["pins"]) from None
+                               secrets_of(props)) from None
         if not result.valid:
             raise FlowRejected(f"StudioFlow {props['friendly_name']}: Twilio says the flow is not valid.")
         return definition
 
     @staticmethod
-    def outputs(props: dict[str, Any], flow) -> dict[str, Any]:
-        return {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision, "drift": ""}
+    def outputs(props: dict[str, Any], flow, live: int) -> dict[str, Any]:
+        draft = flow.revision if flow.status == DRAFT else None
+        return {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision,
+                "live_revision": live, "draft_revision": draft, "drift": ""}
+
+
+def needs_revision(olds: dict[str, Any], news: dict[str, Any]) -> bool:
+    """Whether an update writes the flow: its inputs changed, a draft waits, or a revision drifted."""
+    revision_drift = [part for part in (olds.get("drift") or "").split("; ") if part and not part.startswith("test users")]
+    return bool(revision_drift or olds.get("draft_revision") or any(
+        _differs(olds.get(key), news.get(key), key) for key in COMPARED_INPUTS if key != "test_users"))
+
+
+def publishes(props: dict[str, Any]) -> bool:
+    return props.get("publish", True) is not False
+
+
+def test_users(props: dict[str, Any]) -> list[str]:
+    return list(props.get("test_users") or [])
+
+
+def secrets_of(props: dict[str, Any]) -> list[str]:
+    """What a failure message must never show: the PINs, and the test users (they may be secret)."""
+    return [*(props.get("pins") or []), *test_users(props)]
+
+
+def set_test_users(client, sid: str, props: dict[str, Any]) -> None:
+    """Studio's Test Users reach the latest revision, draft or not. Twilio's API takes no empty list, so
+    a stack that lists none leaves the flow's list as it is (they would only reach a draft)."""
+    if users := test_users(props):
+        client.studio.v2.flows(sid).test_users().update(test_users=users)
+
+
+def revision_drift(expected: dict[str, Any], props: dict[str, Any], flow, live) -> list[str]:
+    """What differs from what callmask wrote, the revision callers get and the draft told apart; widget
+    names only, never values (they may hold PINs)."""
+    if publishes(props):
+        found = [f"revision {live.revision} differs from the template in: {', '.join(widgets)}"
+                 for widgets in [changed_widgets(expected, live.definition or {})] if widgets]
+        if flow.status == DRAFT:
+            found.append(f"draft revision {flow.revision} was saved outside callmask (callers get revision "
+                         f"{live.revision}; test users get the draft)")
+        return found
+    found = []
+    recorded_live, recorded_draft = props.get("live_revision"), props.get("draft_revision")
+    if recorded_live and live.revision != recorded_live:
+        found.append(f"published revision {live.revision} was published outside callmask (callmask published "
+                     f"revision {recorded_live})")
+    if recorded_draft and (flow.status != DRAFT or flow.revision != recorded_draft):
+        found.append(f"draft revision {recorded_draft} is no longer the latest (revision {flow.revision}, {flow.status})")
+    elif recorded_draft and (widgets := changed_widgets(expected, flow.definition or {})):
+        found.append(f"draft revision {flow.revision} differs from the template in: {', '.join(widgets)}")
+    return found
 
 
 def find_flow(client, friendly_name: str):
@@ -176,6 +271,8 @@ def changed_widgets(expected: dict[str, Any], live: dict[str, Any]) -> list[str]
 def _differs(old: Any, new: Any, key: str) -> bool:
     if is_unknown(new):
         return True
+    if key == "test_users":  # states from before test users hold none
+        return list(old or []) != list(new or [])
     if key in ("template", "values") and isinstance(old, str) and isinstance(new, str):
         try:
             return json.loads(old) != json.loads(new)
@@ -185,17 +282,23 @@ def _differs(old: Any, new: Any, key: str) -> bool:
 
 
 class StudioFlow(Resource, module="twilio", name="StudioFlow"):
-    """A published Studio Flow. Outputs: `sid`, `webhook_url`, `revision`, `drift`."""
+    """A Studio Flow: each change published, or (`publish` false) a draft only `test_users` reach.
+    Outputs: `sid`, `webhook_url`, `revision` (the latest), `live_revision` (what callers get),
+    `draft_revision` (None when there is no draft), `drift`."""
 
     sid: pulumi.Output[str]
     webhook_url: pulumi.Output[str]
     revision: pulumi.Output[int]
+    live_revision: pulumi.Output[int]
+    draft_revision: pulumi.Output[int | None]
     drift: pulumi.Output[str]
 
     def __init__(self, name: str, *, stack: str, friendly_name: pulumi.Input[str], template: pulumi.Input[str],
-                 values: pulumi.Input[str], pins: pulumi.Input[list[str]],
-                 opts: pulumi.ResourceOptions | None = None):
+                 values: pulumi.Input[str], pins: pulumi.Input[list[str]], publish: bool = True,
+                 test_users: pulumi.Input[list[str]] = (), opts: pulumi.ResourceOptions | None = None):
         props = {"stack": stack, "friendly_name": friendly_name, "template": template, "values": values,
-                 "pins": pulumi.Output.secret(pins), "sid": None, "webhook_url": None, "revision": None, "drift": None}
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["pins"]))
+                 "pins": pulumi.Output.secret(pins), "publish": publish, "test_users": test_users, "sid": None,
+                 "webhook_url": None, "revision": None, "live_revision": None, "draft_revision": None, "drift": None}
+        secret_outputs = ["pins", *(["test_users"] if isinstance(test_users, pulumi.Output) else [])]
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=secret_outputs))
         super().__init__(StudioFlowProvider(), name, props, opts)

@@ -1,0 +1,65 @@
+"""The `callmask` commands that read a deployed stack from Twilio: `calls`, and `simulate`/`diff` with
+`--deployed` (the published revision every caller gets, the draft only test users get)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+from twilio.base.exceptions import TwilioException
+
+from callmask import call_audit, flow_diff
+from callmask.deployed_stack import DeployedStack, StackUnreadable, read_stack, twilio_failure
+from callmask.flow_graph import mask_pins
+
+REVISIONS = {"published": "LatestPublished", "draft": "LatestRevision"}
+
+
+def calls(args: argparse.Namespace, definition: dict, pins: list[str], allowed_countries: tuple[str, ...]) -> str:
+    """The report; `definition` is the stack's flow rendered with stand-in `pins`, for the widgets' roles."""
+    since = call_audit.since_moment(args.since, datetime.now(timezone.utc))
+    stack = read_stack(args.stack, args.project_dir)
+    secret_pins = stack_pins(stack)
+    roles = call_audit.FlowRoles(definition, pins, allowed_countries)
+    records = call_audit.read_calls(stack, roles, since, secret_pins)
+    text = call_audit.as_json(records) if args.json else call_audit.table(records, stack.name, since)
+    return mask_pins(text, secret_pins)
+
+
+def stack_pins(stack: DeployedStack) -> list[str]:
+    pins = stack.config.get("callmask:pins")
+    if not isinstance(pins, list) or not pins:
+        raise StackUnreadable(f"stack {stack.name} has no callmask:pins, so the PINs in its deployed flow could not "
+                              "be masked: nothing is shown")
+    return [str(pin) for pin in pins]
+
+
+def revision(stack: DeployedStack, which: str) -> tuple[dict, str]:
+    """The deployed definition (`published` or `draft`, the latest revision) and how to name it."""
+    flow = stack.client().studio.v2.flows(stack.flow_sid)
+    try:
+        found = flow.revisions(REVISIONS[which]).fetch()
+    except TwilioException as error:
+        raise twilio_failure(stack.name, f"the flow's {which} revision", error) from None
+    label = "published" if found.status == "published" else "draft"
+    return found.definition or {}, f"stack {stack.name}, revision {found.revision} ({label})"
+
+
+def deployed_flow(args: argparse.Namespace) -> tuple[dict, str, list[str], str | None]:
+    """For `simulate --deployed`: the definition, its name, the stack's PINs and its number."""
+    stack = read_stack(args.stack, args.project_dir)
+    definition, source = revision(stack, args.deployed)
+    return definition, source, stack_pins(stack), stack.outputs.get("phoneNumber")
+
+
+def deployed_diff(args: argparse.Namespace) -> str:
+    """The draft test users get against the published revision every other caller gets."""
+    stack = read_stack(args.stack, args.project_dir)
+    pins = stack_pins(stack)
+    published, published_name = revision(stack, "published")
+    draft, draft_name = revision(stack, "draft")
+    if published_name.split(" (")[0] == draft_name.split(" (")[0]:
+        return f"Stack `{stack.name}` has no draft: {published_name} is what every caller gets."
+    changes = flow_diff.compare(published, draft, pins)
+    return mask_pins(flow_diff.markdown(changes, f"Call flow of stack `{stack.name}`: {published_name} → {draft_name}"),
+                     pins)

@@ -1,0 +1,119 @@
+"""`callmask calls`: the stack flow's executions read back over real HTTP from the spec-validated fake, where
+the calls were played through the deployed definition. Every outcome, paging, `--since`, and one-line
+errors for missing credentials, 401, 403 and a deleted flow; never a PIN. Through the real CLI (the stack's
+credentials as Pulumi takes them): test_engine_lifecycle.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from callmask import call_audit
+from callmask.cli import load_stack_flow
+from callmask.deployed_stack import DeployedStack, StackUnreadable
+from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
+from conftest import TEST_PINS
+from line_driver import Line
+
+LINE_NUMBER, CALLER = "+14155550142", "+14155550123"
+CREDENTIALS = {"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN}
+NOW = datetime.now(timezone.utc)
+DAY_AGO = NOW - timedelta(hours=24)
+
+
+@pytest.fixture
+def deployed(twilio: LocalTwilio) -> DeployedStack:
+    twilio.own_number(LINE_NUMBER)
+    line = Line("prod", {"mode": "number", "number": LINE_NUMBER}, release=False)
+    line.up()
+    return DeployedStack("prod", CREDENTIALS, {"flowSid": line.state["flow"][0]})
+
+
+@pytest.fixture
+def roles() -> call_audit.FlowRoles:
+    flow = load_stack_flow("prod", argparse.Namespace(pins=None, placeholders_announced=True))
+    return call_audit.FlowRoles(flow.definition, flow.pins, flow.allowed_countries)
+
+
+def test_every_outcome_newest_first_with_no_pin(twilio, deployed, roles):
+    pin, other = TEST_PINS
+    twilio.place_call(LINE_NUMBER, CALLER, [pin + "#", "14155550777#"], duration=185)
+    twilio.place_call(LINE_NUMBER, CALLER, [pin + "#", "14155550777#"], dial_status="busy")
+    twilio.place_call(LINE_NUMBER, CALLER, [other + "#", "14155550777#"], dial_status="no-answer")
+    twilio.place_call(LINE_NUMBER, "+442079460000", [pin + "#", "18765550123#"])
+    twilio.place_call(LINE_NUMBER, CALLER, [pin + "#", other + "#"])  # a PIN keyed in as the number
+    twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"])
+    twilio.place_call(LINE_NUMBER, CALLER, [])
+    twilio.place_call(LINE_NUMBER, CALLER, [pin + "#"], hangup=True)
+    records = call_audit.read_calls(deployed, roles, DAY_AGO, TEST_PINS)
+    assert [(r.pin, r.outcome) for r in records] == [
+        ("PIN accepted", "hung up"), ("", "no input"), ("refused", "refused PIN"),
+        ("PIN accepted", "refused number"), ("PIN accepted", "refused number"), ("PIN accepted", "no answer"),
+        ("PIN accepted", "busy"), ("PIN accepted", "connected")]
+    connected = records[-1]
+    assert (connected.destination, connected.country, connected.allowed, connected.duration_seconds) == \
+        ("+14155550777", "US", True, 185)
+    jamaica = records[4]
+    assert (jamaica.destination, jamaica.country, jamaica.allowed, jamaica.caller) == \
+        ("+18765550123", "JM", False, "+4420******00")
+    assert records[3].destination == "(withheld: holds a PIN of the line, 8 digits)"
+    printed = call_audit.table(records, "prod", DAY_AGO) + call_audit.as_json(records)
+    assert "JM  !! NOT ALLOWED" in printed and "!! 2 asked for destinations outside" in printed
+    for secret in (*TEST_PINS, "13572468", CALLER):
+        assert secret not in printed
+    assert json.loads(call_audit.as_json(records))[-1]["duration_seconds"] == 185
+
+
+def test_a_destination_outside_the_allowed_countries_that_was_dialed_is_called_out(twilio, deployed, roles):
+    twilio.edit_flow_in_console(deployed.flow_sid, lambda d: next(
+        s for s in d["states"] if s["name"] == "check_number")["transitions"][1]["conditions"][0].update(value=".*"))
+    twilio.place_call(LINE_NUMBER, CALLER, [TEST_PINS[0] + "#", "18765550123#"])
+    (record,) = call_audit.read_calls(deployed, roles, DAY_AGO, TEST_PINS)
+    assert (record.outcome, record.allowed) == ("connected", False)
+    assert "!! 1 of them were DIALED" in call_audit.table([record], "prod", DAY_AGO)
+
+
+def test_pages_through_every_execution_since_the_moment_asked(twilio, deployed, roles, monkeypatch):
+    monkeypatch.setattr(call_audit, "PAGE_SIZE", 2)
+    for _ in range(5):
+        twilio.place_call(LINE_NUMBER, CALLER, [])
+    twilio.place_call(LINE_NUMBER, CALLER, [], when=NOW - timedelta(days=3))
+    assert len(call_audit.read_calls(deployed, roles, DAY_AGO, TEST_PINS)) == 5
+    since = call_audit.since_moment("7d", NOW)
+    assert len(call_audit.read_calls(deployed, roles, since, TEST_PINS)) == 6
+    assert len([c for c in twilio.reads("/Executions") if c.path.endswith("/Executions")]) == 3 + 3
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("30m", NOW - timedelta(minutes=30)), ("24h", DAY_AGO), ("7d", NOW - timedelta(days=7)),
+    ("2026-11-30", datetime(2026, 11, 30, tzinfo=timezone.utc)),
+    ("2026-11-30T08:00:00+01:00", datetime(2026, 11, 30, 7, tzinfo=timezone.utc))])
+def test_since_takes_durations_and_dates(text, expected):
+    assert call_audit.since_moment(text, NOW) == expected
+
+
+def test_a_since_that_is_neither_is_one_line():
+    with pytest.raises(StackUnreadable, match=r"^--since 'yesterday': expected a duration such as 30m"):
+        call_audit.since_moment("yesterday", NOW)
+
+
+@pytest.mark.parametrize("status, expected", [
+    (401, "stack prod: Twilio refused the credentials (HTTP 401): check twilio:accountSid"),
+    (403, "stack prod: these credentials may not read Studio executions (HTTP 403)"),
+    (503, "stack prod: cannot read Studio executions: Twilio had a temporary server error")])
+def test_twilio_refusals_are_one_line(twilio, deployed, roles, status, expected):
+    twilio.fail("GET", r"/Executions$", status=status, times=10)
+    with pytest.raises(StackUnreadable) as raised:
+        call_audit.read_calls(deployed, roles, DAY_AGO, TEST_PINS)
+    assert str(raised.value).startswith(expected) and "\n" not in str(raised.value)
+
+
+def test_a_deleted_flow_and_missing_credentials_are_one_line(twilio, deployed, roles):
+    del twilio.flows[deployed.flow_sid]
+    with pytest.raises(StackUnreadable, match=r"flow FW\w+ no longer exists on Twilio .*pulumi refresh --stack prod"):
+        call_audit.read_calls(deployed, roles, DAY_AGO, TEST_PINS)
+    without = DeployedStack("prod", {}, deployed.outputs)
+    with pytest.raises(StackUnreadable, match=r"^stack prod: Twilio credentials are missing: set twilio:accountSid"):
+        call_audit.read_calls(without, roles, DAY_AGO, TEST_PINS)
