@@ -14,7 +14,7 @@ from pathlib import Path
 from callmask.demo import run_demo
 from pulumi_cli import REPO, TOOLS_BIN, processes_working_in, require_cli
 
-STEPS = 10
+STEPS = 11
 
 
 def the_folder(output: str) -> Path:
@@ -35,6 +35,11 @@ def test_the_demo_deploys_calls_changes_and_destroys_a_line_with_no_account():
     assert re.search(r"phoneNumber\s+\+1415555010\d", output), "the stack outputs name the number bought"
     outcomes = re.findall(r"^outcome: (\S+)", output, re.MULTILINE)
     assert outcomes == ["connected", "rejected_number", "rejected_pin"]
+    audit = output[output.index("$ callmask calls --stack demo"):]
+    rows = audit.splitlines()[1:5]
+    assert rows[0].startswith("WHEN (UTC)") and ["refused PIN" in rows[1], "refused number" in rows[2],
+                                                  "connected" in rows[3]] == [True] * 3
+    assert "JM  !! NOT ALLOWED" in rows[2] and "3 calls to stack demo since" in audit
     assert '~ prompts.goodbye      : "The call has ended. Goodbye." => "Thanks for trying callmask. Goodbye."' in output
     assert "The local Twilio now holds 0 flows and 0 numbers." in output
     assert "pulumi login --local" in output, "it ends by saying how to do the same against a real account"

@@ -2,8 +2,8 @@
 
 A local Twilio on 127.0.0.1, a `file://` backend and a passphrase in a temporary folder, a `demo` stack with
 freshly generated PINs (shown once); then, through the real `pulumi` CLI as a user would run it: a preview,
-`up`, the stack outputs, calls simulated through the definition the local Twilio now holds, a prompt change
-with its preview, and `destroy`. Everything it started or wrote is gone when it ends, also on Ctrl-C.
+`up`, the stack outputs, calls simulated through the definition the local Twilio now holds and read back
+with `callmask calls`, a prompt change with its preview, and `destroy`. Everything it started or wrote is gone when it ends, also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Demo:
     def __init__(self, out: TextIO):
         self.out = out
         self.step = 0
-        self.steps = 10
+        self.steps = 11
         self.running: subprocess.Popen[str] | None = None
         self.folder = Path(tempfile.mkdtemp(prefix="callmask-demo-"))
         self.project = self.folder / "project"
@@ -129,6 +129,8 @@ class Demo:
 
         self.announce("Calling the line: simulated through the definition the local Twilio now holds")
         self.calls()
+        self.announce("Who called: the flow's executions, as `callmask calls` reads them from Twilio (no PIN shown)")
+        self.callmask("calls", "--stack", STACK)
 
         self.announce("Changing a prompt: the preview shows that one change")
         self.pulumi("config", "set", "--path", "callmask:prompts.goodbye", NEW_GOODBYE)
@@ -182,6 +184,17 @@ class Demo:
             self.say(f"\n{title}")
             result = simulator.run([call_simulation.CallerInput("keys", keys + "#") for keys in presses])
             self.say(mask(transcript(result), [*self.pins, wrong_pin], reveal=False))
+            # The local Twilio keeps the same call as Studio would: an execution with its steps and context.
+            self.twilio.place_call(number.phone_number, call_simulation.DEFAULT_CALLER, [k + "#" for k in presses])
+
+    def callmask(self, *args: str) -> None:
+        """Run `callmask ARGS` in the demo project, as a user would."""
+        self.say(f"$ callmask {' '.join(args)}")
+        done = subprocess.run([sys.executable, "-m", "callmask", *args], cwd=self.project, env=self.environ,
+                              capture_output=True, text=True, start_new_session=True)
+        self.say((done.stdout + done.stderr).rstrip("\n"))
+        if done.returncode != 0:
+            raise DemoFailed(f"`callmask {args[0]}` exited {done.returncode} (its output is above)")
 
     def stop(self) -> None:
         """End whatever is still running and remove every file the demo wrote."""

@@ -74,10 +74,8 @@ class StudioFlowProvider(TwilioProvider):
             changed.append("drift")
         if publishes(news) and olds.get("draft_revision"):
             changed.append("publish")  # the draft test users tried goes to every caller
-        stables = ["sid", "webhook_url"]
-        if not publishes(news) and not olds.get("drift"):
-            stables.append("live_revision")  # a draft leaves the revision callers get as it is
-        return DiffResult(changes=bool(changed), replaces=[], stables=stables, delete_before_replace=False)
+        return DiffResult(changes=bool(changed), replaces=[], stables=["sid", "webhook_url"],
+                          delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Idempotent: a flow with the stack's name (left by an earlier create whose answer was lost) is
