@@ -78,6 +78,9 @@ def goodbye_heard(fake: LocalTwilio, caller: str, pin: str = TEST_PINS[0]) -> st
 def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     owned = fake.own_number(PROD_NUMBER, voice_url=PREVIOUS_VOICE_URL, voice_application_sid=PREVIOUS_APPLICATION)
     line = project(tmp_path, fake)
+    unknown = callmask(line, "calls", "--stack", "prod")
+    assert unknown.returncode == 1 and unknown.stderr.strip() == (
+        "callmask: error: `pulumi config --stack prod` failed: no stack named 'prod' found")
     line.run("stack", "init", "prod")
     line.run_line(readme_pin_command())
     line.run("config", "set", "twilio:accountSid", ACCOUNT_SID)

@@ -86,7 +86,8 @@ def run_pulumi(args: list[str], project_dir: Path) -> Any:
     if done.returncode != 0:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
         reason = lines[-1].removeprefix("error: ") if lines else f"exit status {done.returncode}"
-        raise StackUnreadable(f"`pulumi {' '.join(args[:2])} --stack {args[args.index('--stack') + 1]}` failed: {reason}")
+        command = " ".join(args[:args.index("--stack") + 2])
+        raise StackUnreadable(f"`pulumi {command}` failed: {reason}")
     return json.loads(done.stdout or "{}")
 
 
