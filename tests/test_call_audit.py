@@ -117,3 +117,17 @@ def test_a_deleted_flow_and_missing_credentials_are_one_line(twilio, deployed, r
     without = DeployedStack("prod", {}, deployed.outputs)
     with pytest.raises(StackUnreadable, match=r"^stack prod: Twilio credentials are missing: set twilio:accountSid"):
         call_audit.read_calls(without, roles, DAY_AGO, TEST_PINS)
+
+
+def test_an_execution_and_a_step_keep_the_context_studio_keeps(twilio, deployed):
+    """What Studio keeps, and so what `calls` must drop: the fake's executions hold the gathered digits."""
+    made = twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"])
+    flow = deployed.client().studio.v2.flows(deployed.flow_sid)
+    execution = flow.executions(made["sid"]).fetch()
+    assert execution.contact_channel_address == CALLER and execution.status == "ended"
+    assert execution.context["widgets"]["gather_pin"]["Digits"] == "13572468"
+    first = list(flow.executions(made["sid"]).steps.stream())[0]
+    assert (first.transitioned_from, first.name, first.transitioned_to) == ("Trigger", "incomingCall", "gather_pin")
+    second = list(flow.executions(made["sid"]).steps.stream())[1]
+    assert flow.executions(made["sid"]).steps(second.sid).step_context().fetch().context == {
+        "widgets": {"gather_pin": {"Digits": "13572468", "SpeechResult": "", "Confidence": ""}}}

@@ -86,6 +86,11 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     line.run("config", "set", "twilio:accountSid", ACCOUNT_SID)
     line.run("config", "set", "--secret", "twilio:authToken", AUTH_TOKEN)
     line.run("config", "set", "--path", "--secret", "callmask:testUsers[0]", TESTER)  # a test user may be secret
+    permissions = callmask(line, "account", "--stack", "prod")  # works before the first up, and reads only
+    assert permissions.returncode == 0, permissions.stderr
+    assert [row.split()[:3] for row in permissions.stdout.splitlines()[1:4]] == [
+        ["US", "US", "on"], ["CA", "US", "on"], ["GB", "GB", "on"]]
+    assert "Stack prod dials US, CA, GB." in permissions.stdout and fake.writes() == []
     not_deployed = callmask(line, "calls", "--stack", "prod")
     assert not_deployed.returncode == 1 and not_deployed.stderr.strip() == (
         "callmask: error: stack prod has no flowSid output: it is not deployed yet (pulumi up --stack prod)")
@@ -165,17 +170,31 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     assert_no_secret(report.stdout + report.stderr + review.stdout + played.stdout, "callmask's output")
     assert "13572468" not in report.stdout + json.dumps(listed), "no digit of a PIN gather is shown"
 
+    # someone publishes in the Console meanwhile: refresh tells the published revision's drift from the
+    # draft's, and up puts callmask's published revision back, then the draft
+    fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][1]["properties"].update(
+        say="Published in the Console."))
+    refreshed = line.run("refresh", "--yes", "--diff")
+    assert re.search(r'drift +: ("" => )?"published revision 3 was published outside callmask \(callmask published '
+                     r'revision 1\); draft revision 2 is no longer the latest \(revision 3, published\)"',
+                     refreshed.stdout), refreshed.stdout
+    line.run("up", "--yes")
+    revisions = fake.flows[flow_sid]["revisions"]
+    assert [r["status"] for r in revisions] == ["published", "draft", "published", "published", "draft"]
+    assert revisions[3]["definition"] == revisions[0]["definition"] and revisions[4]["definition"] == \
+        revisions[1]["definition"]
+    assert goodbye_heard(fake, CALLER) == old_goodbye and goodbye_heard(fake, TESTER) == NEW_GOODBYE
+
     # publishing: what the test user tried goes to every caller
     line.run("config", "set", "callmask:publish", "true")
     publishing = line.run("preview", "--diff")
     assert re.search(r"~ publish\s*: false => true", publishing.stdout), publishing.stdout
     line.run("up", "--yes")
-    revisions = fake.flows[flow_sid]["revisions"]
-    assert [r["status"] for r in revisions] == ["published", "draft", "published"]
-    assert revisions[2]["definition"] == revisions[1]["definition"]
+    assert [r["status"] for r in revisions][5:] == ["published"]
+    assert revisions[5]["definition"] == revisions[4]["definition"]
     assert goodbye_heard(fake, CALLER) == NEW_GOODBYE
     outputs = json.loads(line.run("stack", "output", "--json").stdout)
-    assert outputs["liveRevision"] == 3 and "draftRevision" not in outputs
+    assert outputs["liveRevision"] == 6 and "draftRevision" not in outputs
 
     # a Console edit: refresh reports the drift, the next up puts the template back
     fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][-1]["properties"].update(

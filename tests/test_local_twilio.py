@@ -23,7 +23,7 @@ from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, SPEC_DIR, TIMEOUT_BEF
 pytest_plugins = ["pytester"]
 
 
-@pytest.mark.parametrize("name", ["twilio_studio_v2.json", "twilio_api_v2010.json"])
+@pytest.mark.parametrize("name", ["twilio_studio_v2.json", "twilio_api_v2010.json", "twilio_voice_v1.json"])
 def test_the_pinned_specs_are_valid_openapi(name):
     """The fake skips this check when it loads the specs (seconds per process); it is done here once."""
     OpenAPI.from_dict(json.loads((SPEC_DIR / name).read_text()))  # raises when the document is not valid

@@ -84,6 +84,7 @@ def test_refresh_tells_drift_of_the_published_revision_from_drift_of_the_draft(t
     stage(line, goodbye=NEW_GOODBYE)
     flow_sid = flow_state(line)["sid"]
     published = twilio.flows[flow_sid]["revisions"][0]["definition"]
+    flow_state(line).update(live_revision=1.0, draft_revision=2.0)  # as the engine's state gives numbers back
 
     twilio.edit_flow_in_console(flow_sid, lambda d: d["states"][1]["properties"].update(say="Published by hand"))
     line.refresh()

@@ -80,8 +80,9 @@ def read_calls(stack: DeployedStack, roles: FlowRoles, since: datetime, pins: li
             records.append(record(execution, steps, context, roles, pins))
     except TwilioException as error:
         if answer_of(error).status == 404:
-            raise StackUnreadable(f"stack {stack.name}: flow {flow_sid} no longer exists on Twilio (deleted outside "
-                                  f"callmask?): `pulumi refresh --stack {stack.name}` drops it from the state") from None
+            raise StackUnreadable(
+                f"stack {stack.name}: flow {flow_sid} no longer exists on Twilio (deleted outside callmask?): "
+                f"`pulumi refresh --stack {stack.name}` drops it from the state") from None
         raise twilio_failure(stack.name, "Studio executions", error) from None
     return sorted(records, key=lambda r: r.when, reverse=True)
 

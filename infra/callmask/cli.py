@@ -49,6 +49,7 @@ class LoadedFlow:
     pins: list[str] = field(default_factory=list)
     gate: list[str] | None = None  # for a stack: what the deploy's gate says (None for a flow file)
     allowed_countries: tuple[str, ...] = ()
+    allowed_number_types: tuple[str, ...] = ()
 
 
 def placeholder_pins(length: int) -> list[str]:
@@ -82,7 +83,8 @@ def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PR
     line_number = settings.phone_number.number or call_simulation.DEFAULT_LINE_NUMBER
     source = f"{template_path.name} for stack {stack}"
     return LoadedFlow(definition, source, settings.pin_length, line_number, list(settings.pins),
-                      gate_problems(settings, template, source), settings.allowed_countries)
+                      gate_problems(settings, template, source), settings.allowed_countries,
+                      settings.allowed_number_types)
 
 
 def load_file_flow(path: Path, allow_template: bool = False, pins: list[str] | None = None) -> LoadedFlow:
@@ -323,6 +325,11 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", default="24h", help="30m, 24h, 7d, or an ISO date (default 24h)")
     audit.add_argument("--json", action="store_true", help="one object per call")
     audit.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    permissions = commands.add_parser("account", help="the account's voice dialing permissions against what the "
+                                                      "stack's line needs (read-only)")
+    permissions.add_argument("--stack", required=True, help="a stack (its credentials as Pulumi takes them)")
+    permissions.add_argument("--json", action="store_true", help="machine-readable")
+    permissions.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     local = commands.add_parser("local-twilio", help="serve a local Twilio on 127.0.0.1 for a stack to deploy to")
     local.add_argument("--port", type=int, default=4010, help="the port to listen on (default 4010; 0: any free port)")
     commands.add_parser("demo", help="deploy the line to a local Twilio, call it and destroy it (make demo)")
@@ -334,6 +341,16 @@ def cmd_calls(args: argparse.Namespace) -> int:
     args.pins, args.placeholders_announced = None, True  # the roles of the widgets need stand-in PINs only
     flow = load_stack_flow(args.stack, args, args.project_dir)
     print(calls(args, flow.definition, flow.pins, flow.allowed_countries))
+    return 0
+
+
+def cmd_account(args: argparse.Namespace) -> int:
+    from callmask.account_report import account
+    from callmask.deployed_stack import read_stack
+    args.pins, args.placeholders_announced = None, True  # only the destinations are needed
+    flow = load_stack_flow(args.stack, args, args.project_dir)
+    stack = read_stack(args.stack, args.project_dir)
+    print(account(stack, flow.allowed_countries, flow.allowed_number_types, as_text=not args.json))
     return 0
 
 
@@ -355,7 +372,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"render": cmd_render, "validate": cmd_validate, "simulate": cmd_simulate, "diagram": cmd_diagram,
-            "diff": cmd_diff, "calls": cmd_calls, "local-twilio": cmd_local_twilio, "demo": cmd_demo}
+            "diff": cmd_diff, "calls": cmd_calls, "account": cmd_account, "local-twilio": cmd_local_twilio, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

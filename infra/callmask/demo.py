@@ -3,7 +3,8 @@
 A local Twilio on 127.0.0.1, a `file://` backend and a passphrase in a temporary folder, a `demo` stack with
 freshly generated PINs (shown once); then, through the real `pulumi` CLI as a user would run it: a preview,
 `up`, the stack outputs, calls simulated through the definition the local Twilio now holds and read back
-with `callmask calls`, a prompt change with its preview, and `destroy`. Everything it started or wrote is gone when it ends, also on Ctrl-C.
+with `callmask calls`, a prompt change with its preview, and `destroy`. Everything it started or wrote is
+gone when it ends, also on Ctrl-C.
 """
 
 from __future__ import annotations

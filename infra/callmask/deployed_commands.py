@@ -61,5 +61,5 @@ def deployed_diff(args: argparse.Namespace) -> str:
     if published_name.split(" (")[0] == draft_name.split(" (")[0]:
         return f"Stack `{stack.name}` has no draft: {published_name} is what every caller gets."
     changes = flow_diff.compare(published, draft, pins)
-    return mask_pins(flow_diff.markdown(changes, f"Call flow of stack `{stack.name}`: {published_name} → {draft_name}"),
-                     pins)
+    title = f"Call flow of stack `{stack.name}`: {published_name} → {draft_name}"
+    return mask_pins(flow_diff.markdown(changes, title), pins)

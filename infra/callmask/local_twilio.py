@@ -10,6 +10,7 @@ requests the ways Twilio and the network fail (the tests' fault matrix).
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import json
@@ -38,12 +39,13 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / ".twilio-oai"  # where `make setup` puts them
-STUDIO_HOST, API_HOST = "https://studio.twilio.com", "https://api.twilio.com"
+STUDIO_HOST, API_HOST, VOICE_HOST = "https://studio.twilio.com", "https://api.twilio.com", "https://voice.twilio.com"
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "fake-auth-token-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 WEBHOOK_HOST = "https://webhooks.twilio.com"
 SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete; their revisions, test users, executions, "
-          "steps and contexts), the account, and its incoming and available local phone numbers")
+          "steps and contexts), the account, its incoming and available local phone numbers, and its voice "
+          "dialing permissions (/v1/DialingPermissions)")
 
 _specs: dict[str, OpenAPI] = {}
 
@@ -71,7 +73,8 @@ class SpecsMissing(RuntimeError):
 
 def spec(host: str) -> OpenAPI:
     if not _specs:
-        for name, spec_host in (("twilio_studio_v2.json", STUDIO_HOST), ("twilio_api_v2010.json", API_HOST)):
+        for name, spec_host in (("twilio_studio_v2.json", STUDIO_HOST), ("twilio_api_v2010.json", API_HOST),
+                                ("twilio_voice_v1.json", VOICE_HOST)):
             path = SPEC_DIR / name
             if not path.exists():
                 raise SpecsMissing(f"{path} is missing: run `make setup` to fetch Twilio's OpenAPI specs")
@@ -156,6 +159,7 @@ class LocalTwilio:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     executions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dialing_permissions: dict[str, dict[str, Any]] = field(default_factory=lambda: new_account_permissions())
     available: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     purchases: list[str] = field(default_factory=list)
@@ -251,7 +255,7 @@ class LocalTwilio:
 
     def _answer(self, environ, start_response):
         request = Request(environ)
-        host = STUDIO_HOST if request.path.startswith("/v2/") else API_HOST
+        host = _host_of(request.path)
         handler = self._handler(request)
         if handler is None:
             return self._refuse(request, self._unserved(request))(environ, start_response)
@@ -349,6 +353,9 @@ class LocalTwilio:
             ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)/Steps", self._list_steps),
             ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)/Steps/(FT\w+)/Context", self._step_context),
             ("GET", r"/2010-04-01/Accounts/(AC\w+)\.json", self._fetch_account),
+            ("GET", r"/v1/DialingPermissions/Countries", self._list_countries),
+            ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})", self._fetch_country),
+            ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})/HighRiskSpecialPrefixes", self._list_prefixes),
             ("GET", r"/2010-04-01/Accounts/AC\w+/AvailablePhoneNumbers/(\w\w)/Local\.json", self._search_numbers),
             ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._list_numbers),
             ("POST", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._buy_number),
@@ -579,8 +586,10 @@ class LocalTwilio:
                 "url": url, "links": {"step_context": f"{url}/Context"}}
 
     @staticmethod
-    def _studio_page(key: str, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
-        """One page of a Studio list, `Page` counted from 0; next_page_url while more remain."""
+    def _studio_page(key: str, request: Request, items: list[dict[str, Any]],
+                     host: str = STUDIO_HOST) -> dict[str, Any]:
+        """One page of a list of Twilio's newer APIs (Studio, Voice), `Page` counted from 0; next_page_url
+        while more remain."""
         size, page = int(request.args.get("PageSize", 50)), int(request.args.get("Page", 0))
         def url(number: int) -> str:
             query = {**request.args.to_dict(), "PageSize": size, "Page": number}
@@ -588,11 +597,40 @@ class LocalTwilio:
                 query["PageToken"] = f"PA{number * size}"
             else:
                 query.pop("PageToken", None)
-            return f"{STUDIO_HOST}{request.path}?{urlencode(query)}"
+            return f"{host}{request.path}?{urlencode(query)}"
         more = (page + 1) * size < len(items)
         return {key: items[page * size:(page + 1) * size], "meta": {
             "first_page_url": url(0), "key": key, "next_page_url": url(page + 1) if more else None, "page": page,
             "page_size": size, "previous_page_url": url(page - 1) if page else None, "url": url(page)}}
+
+    # ---- voice dialing permissions ----
+    def _list_countries(self, request, form) -> Response:
+        wanted = {key: request.args.get(arg) for key, arg in (
+            ("iso_code", "IsoCode"), ("continent", "Continent"), ("low_risk_numbers_enabled", "LowRiskNumbersEnabled"),
+            ("high_risk_special_numbers_enabled", "HighRiskSpecialNumbersEnabled"),
+            ("high_risk_tollfraud_numbers_enabled", "HighRiskTollfraudNumbersEnabled")) if request.args.get(arg)}
+        code = request.args.get("CountryCode")
+        found = [self._country(c) for c in self.dialing_permissions.values()
+                 if all(str(c[key]).lower() == value.lower() for key, value in wanted.items())
+                 and (not code or f"+{code.lstrip('+')}" in c["country_codes"])]
+        return self._json(200, self._studio_page("content", request, found, VOICE_HOST))
+
+    def _fetch_country(self, request, form, iso_code) -> Response:
+        if iso_code not in self.dialing_permissions:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, self._country(self.dialing_permissions[iso_code]))
+
+    def _list_prefixes(self, request, form, iso_code) -> Response:
+        if iso_code not in self.dialing_permissions:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        prefixes = [{"prefix": prefix} for prefix in self.dialing_permissions[iso_code]["high_risk_prefixes"]]
+        return self._json(200, self._studio_page("content", request, prefixes, VOICE_HOST))
+
+    @staticmethod
+    def _country(country: dict[str, Any]) -> dict[str, Any]:
+        url = f"{VOICE_HOST}/v1/DialingPermissions/Countries/{country['iso_code']}"
+        shown = {key: value for key, value in country.items() if key != "high_risk_prefixes"}
+        return {**shown, "url": url, "links": {"highrisk_special_prefixes": f"{url}/HighRiskSpecialPrefixes"}}
 
     # ---- the account ----
     def _fetch_account(self, request, form, account_sid) -> Response:
@@ -704,6 +742,42 @@ class LocalTwilio:
         return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
+# ---- a new account's voice dialing permissions ----
+# Every country libphonenumber knows, as Twilio lists them: one "United States/Canada" entry (iso_code US) for
+# +1, and each other +1 country (Jamaica, the Bahamas, ...) an entry of its own under its area codes; ordinary
+# (low-risk) ranges on only where a new account has them.
+NEW_ACCOUNT_LOW_RISK = ("US", "GB")
+CONTINENTS = {"1": "NORTH_AMERICA", "2": "AFRICA", "3": "EUROPE", "4": "EUROPE", "5": "SOUTH_AMERICA",
+              "6": "OCEANIA", "7": "EUROPE", "8": "ASIA", "9": "ASIA"}
+
+
+def new_account_permissions() -> dict[str, dict[str, Any]]:
+    """A fresh copy for each account (the list is built once: libphonenumber's geocoder takes a second)."""
+    return json.loads(_new_account_permissions())
+
+
+@functools.lru_cache(maxsize=1)
+def _new_account_permissions() -> str:
+    import phonenumbers
+    from phonenumbers import geocoder
+
+    countries = {}
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS - {"CA"}):
+        calling_code = phonenumbers.country_code_for_region(region)
+        codes = [f"+{calling_code}"]
+        if calling_code == 1 and region != "US":
+            leading = phonenumbers.PhoneMetadata.metadata_for_region(region).leading_digits or ""
+            codes = [f"+1{digits}" for digits in leading.split("|") if digits.isdigit()] or codes
+        example = phonenumbers.example_number(region)
+        name = "United States/Canada" if region == "US" else (geocoder.country_name_for_number(example, "en")
+                                                              if example else "") or region
+        countries[region] = {"iso_code": region, "name": name, "continent": CONTINENTS[str(calling_code)[0]],
+                             "country_codes": codes, "low_risk_numbers_enabled": region in NEW_ACCOUNT_LOW_RISK,
+                             "high_risk_special_numbers_enabled": False, "high_risk_tollfraud_numbers_enabled": False,
+                             "high_risk_prefixes": [f"+{calling_code}90"] if region == "GB" else []}
+    return json.dumps(countries)
+
+
 # ---- `callmask local-twilio` ----
 NUMBERS_FOR_SALE = {"US": ["+14155550100", "+14155550101", "+14155550102", "+12125550100"]}
 
@@ -750,6 +824,13 @@ def _verdict(key: tuple, check: Callable[[], str | None]) -> str | None:
             _verdicts.clear()
         _verdicts[key] = check()
     return _verdicts[key]
+
+
+def _host_of(path: str) -> str:
+    """Which of Twilio's hosts serves a path (the client sent it to this one origin)."""
+    if path.startswith("/v2/"):
+        return STUDIO_HOST
+    return VOICE_HOST if path.startswith("/v1/") else API_HOST
 
 
 def _request_key(request: Request, host: str) -> tuple:

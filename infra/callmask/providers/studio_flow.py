@@ -108,7 +108,7 @@ class StudioFlowProvider(TwilioProvider):
         client = self.client()
         with twilio_operation(f"StudioFlow {news['friendly_name']} ({id_})", "update", secrets_of(news)):
             definition = self.validated_definition(client, news)
-            if test_users(olds) != test_users(news) or "test users" in (olds.get("drift") or ""):
+            if test_users_of(olds) != test_users_of(news) or "test users" in (olds.get("drift") or ""):
                 set_test_users(client, id_, news)  # before a draft: the people who try it reach it at once
             if publishes(news):
                 if not needs_revision(olds, news):  # only the test users changed
@@ -125,7 +125,7 @@ class StudioFlowProvider(TwilioProvider):
         """The published revision callers get; one published outside callmask since the last `up` is
         replaced by the one callmask had published (revisions are immutable: fetched by number)."""
         live = client.studio.v2.flows(id_).revisions("LatestPublished").fetch()
-        recorded = olds.get("live_revision")
+        recorded = revision_number(olds.get("live_revision"))
         if recorded and live.revision != recorded:
             kept = client.studio.v2.flows(id_).revisions(str(recorded)).fetch()
             self.write(client, id_, news, canonical_json(kept.definition), PUBLISHED,
@@ -142,16 +142,16 @@ class StudioFlowProvider(TwilioProvider):
             live = flow if flow.status == PUBLISHED else \
                 client.studio.v2.flows(id_).revisions("LatestPublished").fetch()
             # Test users only reach drafts: read them where the stack stages drafts or lists any.
-            staged = not publishes(props) or test_users(props)
+            staged = not publishes(props) or test_users_of(props)
             users = (client.studio.v2.flows(id_).test_users().fetch().test_users or []) if staged else []
         differences = [] if flow.friendly_name == props["friendly_name"] else ["friendly_name"]
         differences += revision_drift(render(props), props, flow, live)
-        if staged and sorted(users) != sorted(test_users(props)):
+        if staged and sorted(users) != sorted(test_users_of(props)):
             differences.append("test users changed outside callmask")
         # The revisions stay those callmask made (the drift names any others): `up` puts them back.
         outs = {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision,
-                "live_revision": props.get("live_revision") or live.revision,
-                "draft_revision": props.get("draft_revision"), "drift": "; ".join(differences)}
+                "live_revision": revision_number(props.get("live_revision")) or live.revision,
+                "draft_revision": revision_number(props.get("draft_revision")), "drift": "; ".join(differences)}
         return ReadResult(id_, outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
@@ -193,28 +193,33 @@ class StudioFlowProvider(TwilioProvider):
 
 def needs_revision(olds: dict[str, Any], news: dict[str, Any]) -> bool:
     """Whether an update writes the flow: its inputs changed, a draft waits, or a revision drifted."""
-    revision_drift = [part for part in (olds.get("drift") or "").split("; ") if part and not part.startswith("test users")]
-    return bool(revision_drift or olds.get("draft_revision") or any(
+    drifted = [part for part in (olds.get("drift") or "").split("; ") if part and not part.startswith("test users")]
+    return bool(drifted or olds.get("draft_revision") or any(
         _differs(olds.get(key), news.get(key), key) for key in COMPARED_INPUTS if key != "test_users"))
+
+
+def revision_number(value: Any) -> int | None:
+    """A revision number as the state gives it back (the engine's numbers are floats: 3.0)."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def publishes(props: dict[str, Any]) -> bool:
     return props.get("publish", True) is not False
 
 
-def test_users(props: dict[str, Any]) -> list[str]:
+def test_users_of(props: dict[str, Any]) -> list[str]:
     return list(props.get("test_users") or [])
 
 
 def secrets_of(props: dict[str, Any]) -> list[str]:
     """What a failure message must never show: the PINs, and the test users (they may be secret)."""
-    return [*(props.get("pins") or []), *test_users(props)]
+    return [*(props.get("pins") or []), *test_users_of(props)]
 
 
 def set_test_users(client, sid: str, props: dict[str, Any]) -> None:
     """Studio's Test Users reach the latest revision, draft or not. Twilio's API takes no empty list, so
     a stack that lists none leaves the flow's list as it is (they would only reach a draft)."""
-    if users := test_users(props):
+    if users := test_users_of(props):
         client.studio.v2.flows(sid).test_users().update(test_users=users)
 
 
@@ -229,7 +234,8 @@ def revision_drift(expected: dict[str, Any], props: dict[str, Any], flow, live) 
                          f"{live.revision}; test users get the draft)")
         return found
     found = []
-    recorded_live, recorded_draft = props.get("live_revision"), props.get("draft_revision")
+    recorded_live = revision_number(props.get("live_revision"))
+    recorded_draft = revision_number(props.get("draft_revision"))
     if recorded_live and live.revision != recorded_live:
         found.append(f"published revision {live.revision} was published outside callmask (callmask published "
                      f"revision {recorded_live})")
