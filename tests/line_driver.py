@@ -7,27 +7,30 @@ from typing import Any
 
 from callmask.providers.phone_number import PhoneNumberProvider
 from callmask.providers.studio_flow import StudioFlowProvider
+from callmask.providers.usage_trigger import SpendAlertProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
 from conftest import configured
 from test_providers import flow_props
 
-ORDER = ("flow", "number", "binding")
+ORDER = ("flow", "number", "binding", "alert")
 
 
 class Line:
-    def __init__(self, stack: str, selection: dict[str, str], release: bool):
-        self.stack, self.selection, self.release = stack, selection, release
+    def __init__(self, stack: str, selection: dict[str, str], release: bool, spend_alert: dict | None = None):
+        self.stack, self.selection, self.release, self.spend_alert = stack, selection, release, spend_alert
         self.prompts: dict[str, str] = {}
         self.publish, self.test_users = True, []  # the stack's callmask:publish and callmask:testUsers
         self.state: dict[str, tuple[str, dict[str, Any]]] = {}
         self.warned_voice_unknown = False  # the program's warning: destroy will clear, not restore
         self.providers = {"flow": configured(StudioFlowProvider), "number": configured(PhoneNumberProvider),
-                          "binding": configured(VoiceBindingProvider)}
+                          "binding": configured(VoiceBindingProvider), "alert": configured(SpendAlertProvider)}
 
     def inputs(self, key: str) -> dict[str, Any]:
         if key == "flow":
             return {**flow_props(self.stack, **self.prompts), "publish": self.publish,
                     "test_users": list(self.test_users)}
+        if key == "alert":
+            return {"stack": self.stack, **self.spend_alert}
         if key == "number":
             return {"selection": self.selection, "friendly_name": f"callmask-{self.stack}",
                     "release_on_destroy": self.release}
@@ -35,8 +38,11 @@ class Line:
         return {"phone_number_sid": number["sid"], "flow_sid": flow_sid, "voice_url": flow["webhook_url"],
                 "voice_method": "POST", "voice_before": number.get("voice_before")}
 
+    def keys(self) -> tuple[str, ...]:
+        return tuple(key for key in ORDER if key != "alert" or self.spend_alert)
+
     def up(self) -> None:
-        for key in ORDER:
+        for key in self.keys():
             self.apply(key, self.inputs(key))
 
     def apply(self, key: str, news: dict[str, Any]) -> None:

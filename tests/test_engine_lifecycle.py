@@ -228,8 +228,28 @@ def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake):
     line.run("up", "--yes")
     (number,) = fake.numbers.values()
     assert number["friendly_name"] == "callmask-dev" and number["phone_number"].startswith("+1415")
+
+    # the spend alert: created, a new amount a new trigger (Twilio cannot change it), the callback in place
+    line.run("config", "set", "--path", "callmask:spendAlert.dailyUsd", "25")
+    line.run("config", "set", "--path", "callmask:spendAlert.callbackUrl", "https://alerts.example.com/spend")
+    line.run("up", "--yes")
+    (first,) = fake.usage_triggers.values()
+    assert (first["trigger_value"], first["usage_category"], first["recurring"]) == ("25.00", "calls-outbound", "daily")
+    line.run("config", "set", "--path", "callmask:spendAlert.dailyUsd", "40")
+    replacing = line.run("preview", "--diff")
+    assert re.search(r"\+-.*twilio:SpendAlert: \(replace\)", replacing.stdout), replacing.stdout
+    assert re.search(r'~ daily_usd\s*: "25.00" => "40.00"', replacing.stdout), replacing.stdout
+    line.run("up", "--yes")
+    (second,) = fake.usage_triggers.values()
+    assert second["sid"] != first["sid"] and second["trigger_value"] == "40.00"
+    line.run("config", "set", "--path", "callmask:spendAlert.callbackUrl", "https://alerts.example.com/v2")
+    line.run("up", "--yes")
+    (third,) = fake.usage_triggers.values()
+    assert third["sid"] == second["sid"] and third["callback_url"] == "https://alerts.example.com/v2"
+
     line.run("destroy", "--yes")
     assert fake.flows == {} and fake.numbers == {}, "dev has releaseNumberOnDestroy: true"
+    assert fake.usage_triggers == {}, "the spend alert goes with the stack"
     assert_no_secret(line.state_text() + line.printed(), "state and CLI output")
 
 

@@ -53,10 +53,12 @@ FAULTS = {
     "late": {"kind": LATE},
 }
 MODES = {"first": 1, "every": EVERY_ATTEMPT}
-# prod adopts a number the account owns and keeps it; dev searches, buys and releases on destroy.
+# prod adopts a number the account owns and keeps it; dev searches, buys and releases on destroy, and
+# has a spend alert.
 STACKS = {
     "prod": {"selection": {"mode": "number", "number": OWNED_NUMBER}, "release": False},
-    "dev": {"selection": {"mode": "search", "country": "US", "area_code": "415"}, "release": True},
+    "dev": {"selection": {"mode": "search", "country": "US", "area_code": "415"}, "release": True,
+            "spend_alert": {"daily_usd": "25.00", "callback_url": "https://alerts.example.com/spend"}},
 }
 COMMANDS = ("up-create", "up-prompt", "refresh", "destroy")
 # prod stages its changes: a draft for its test users (test users set, the published revision read), then
@@ -147,6 +149,8 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls
     writes = len(fake.writes())
     line.up()
     assert len(fake.writes()) == writes, "a second up after recovery must change nothing"
+    if line.spend_alert:
+        assert len(fake.usage_triggers) == 1, "one spend alert, never two"
     line.destroy()
     assert_end_state(fake, stack, line)
     assert not fake.spec_violations, fake.spec_violations
@@ -158,6 +162,7 @@ def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
     if stack == "prod":
         assert fake.purchases == [], "prod adopts the number the account owns"
     assert fake.flows == {}, "a flow was left outside the state"
+    assert fake.usage_triggers == {}, "a spend alert was left outside the state"
     if stack == "prod":
         (number,) = fake.numbers.values()
         assert number["phone_number"] == OWNED_NUMBER, "an adopted number is never released"
@@ -191,4 +196,4 @@ def test_every_call_and_fault_recovers_to_the_same_end(account, record_property,
 
 
 def shorten(path: str) -> str:
-    return re.sub(r"(AC|FW|PN)[0-9a-f]{32}", r"\1…", path).replace("/2010-04-01/Accounts/AC…", "")
+    return re.sub(r"(AC|FW|PN|UT)[0-9a-f]{32}", r"\1…", path).replace("/2010-04-01/Accounts/AC…", "")

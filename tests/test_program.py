@@ -80,6 +80,14 @@ def test_the_stack_s_staging_reaches_the_flow_and_secret_test_users_stay_secret(
     assert deploy("dev").resource("StudioFlow").inputs["publish"] is True
 
 
+def test_a_spend_alert_is_registered_only_when_the_stack_sets_one():
+    assert not [r for r in deploy("dev").registrations if r.type.endswith(":SpendAlert")]
+    run = deploy("dev", spendAlert={"dailyUsd": 25, "callbackUrl": "https://alerts.example.com/spend"})
+    alert = run.resource("SpendAlert")
+    assert alert.inputs["daily_usd"] == "25.00" and alert.inputs["callback_url"] == "https://alerts.example.com/spend"
+    assert alert.parent.endswith("DialOutLine::line")
+
+
 def test_pins_appear_only_inside_secret_inputs(stack):
     run = deploy(stack)
     for registration in run.registrations:

@@ -249,6 +249,8 @@ def interrupted(*_: object) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, interrupted)  # stopped from outside: clean up as on Ctrl-C
+    # Ctrl-C stops it even when started from a script in the background (which starts it with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.exit(run_demo())
 
 

@@ -1,4 +1,5 @@
-"""The dial-out line: one ComponentResource owning the flow, the number and the voice binding."""
+"""The dial-out line: one ComponentResource owning the flow, the number, the voice binding and, when set,
+the spend alert."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from callmask.flow_gate import check_flow
 from callmask.flow_template import PINS, canonical_json, check_values
 from callmask.providers.phone_number import PhoneNumber
 from callmask.providers.studio_flow import StudioFlow
+from callmask.providers.usage_trigger import SpendAlert
 from callmask.providers.voice_binding import VoiceBinding
 from callmask.settings import LineSettings
 
@@ -44,6 +46,10 @@ class DialOutLine(pulumi.ComponentResource):
         binding.previous_known.apply(lambda known: known is False and pulumi.log.warn(
             "The number's voice settings from before callmask are not known (they pointed at a callmask flow or "
             "a deleted one): destroying this stack will clear its voice URL instead of restoring it.", binding))
+
+        if alert := settings.spend_alert:
+            SpendAlert(f"{name}-spend-alert", stack=stack, daily_usd=alert.daily_usd, callback_url=alert.callback_url,
+                       opts=child)
 
         self.flow_sid = flow.sid
         self.webhook_url = flow.webhook_url

@@ -44,8 +44,8 @@ ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "fake-auth-token-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 WEBHOOK_HOST = "https://webhooks.twilio.com"
 SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete; their revisions, test users, executions, "
-          "steps and contexts), the account, its incoming and available local phone numbers, and its voice "
-          "dialing permissions (/v1/DialingPermissions)")
+          "steps and contexts), the account, its incoming and available local phone numbers, its usage "
+          "triggers, and its voice dialing permissions (/v1/DialingPermissions)")
 
 _specs: dict[str, OpenAPI] = {}
 
@@ -159,6 +159,7 @@ class LocalTwilio:
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     executions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    usage_triggers: dict[str, dict[str, Any]] = field(default_factory=dict)
     dialing_permissions: dict[str, dict[str, Any]] = field(default_factory=lambda: new_account_permissions())
     available: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -353,6 +354,11 @@ class LocalTwilio:
             ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)/Steps", self._list_steps),
             ("GET", r"/v2/Flows/(FW\w+)/Executions/(FN\w+)/Steps/(FT\w+)/Context", self._step_context),
             ("GET", r"/2010-04-01/Accounts/(AC\w+)\.json", self._fetch_account),
+            ("GET", r"/2010-04-01/Accounts/AC\w+/Usage/Triggers\.json", self._list_triggers),
+            ("POST", r"/2010-04-01/Accounts/AC\w+/Usage/Triggers\.json", self._create_trigger),
+            ("GET", r"/2010-04-01/Accounts/AC\w+/Usage/Triggers/(UT\w+)\.json", self._fetch_trigger),
+            ("POST", r"/2010-04-01/Accounts/AC\w+/Usage/Triggers/(UT\w+)\.json", self._update_trigger),
+            ("DELETE", r"/2010-04-01/Accounts/AC\w+/Usage/Triggers/(UT\w+)\.json", self._delete_trigger),
             ("GET", r"/v1/DialingPermissions/Countries", self._list_countries),
             ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})", self._fetch_country),
             ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})/HighRiskSpecialPrefixes", self._list_prefixes),
@@ -603,6 +609,54 @@ class LocalTwilio:
             "first_page_url": url(0), "key": key, "next_page_url": url(page + 1) if more else None, "page": page,
             "page_size": size, "previous_page_url": url(page - 1) if page else None, "url": url(page)}}
 
+    # ---- usage triggers ----
+    def _list_triggers(self, request, form) -> Response:
+        wanted = {key: request.args.get(arg) for key, arg in (
+            ("usage_category", "UsageCategory"), ("trigger_by", "TriggerBy"), ("recurring", "Recurring"))
+            if request.args.get(arg)}
+        found = [self._trigger(t) for t in self.usage_triggers.values()
+                 if all(t[key] == value for key, value in wanted.items())]
+        return self._json(200, self._page("usage_triggers", request, found))
+
+    def _create_trigger(self, request, form) -> Response:
+        trigger_sid = sid("UT", self._ids)
+        self.usage_triggers[trigger_sid] = {
+            "sid": trigger_sid, "callback_url": form["CallbackUrl"], "callback_method": form.get("CallbackMethod", "POST"),
+            "trigger_value": form["TriggerValue"], "usage_category": form["UsageCategory"],
+            "trigger_by": form.get("TriggerBy", "usage"), "recurring": form.get("Recurring", "alltime"),
+            "friendly_name": form.get("FriendlyName", ""), "date_created": now(), "date_updated": now()}
+        return self._json(201, self._trigger(self.usage_triggers[trigger_sid]))
+
+    def _fetch_trigger(self, request, form, trigger_sid) -> Response:
+        if trigger_sid not in self.usage_triggers:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return self._json(200, self._trigger(self.usage_triggers[trigger_sid]))
+
+    def _update_trigger(self, request, form, trigger_sid) -> Response:
+        if trigger_sid not in self.usage_triggers:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        trigger = self.usage_triggers[trigger_sid]
+        for form_key, key in (("CallbackUrl", "callback_url"), ("CallbackMethod", "callback_method"),
+                              ("FriendlyName", "friendly_name")):
+            if form_key in form:
+                trigger[key] = form[form_key]
+        trigger["date_updated"] = now()
+        return self._json(200, self._trigger(trigger))
+
+    def _delete_trigger(self, request, form, trigger_sid) -> Response:
+        if self.usage_triggers.pop(trigger_sid, None) is None:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        return Response(status=204)
+
+    @staticmethod
+    def _trigger(trigger: dict[str, Any]) -> dict[str, Any]:
+        uri = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Usage/Triggers/{trigger['sid']}.json"
+        return {**trigger, "account_sid": ACCOUNT_SID, "api_version": "2010-04-01", "current_value": "0.00",
+                "date_created": format_datetime(trigger["date_created"]),
+                "date_updated": format_datetime(trigger["date_updated"]), "date_fired": None, "uri": uri,
+                "usage_record_uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Usage/Records?Category="
+                                    f"{trigger['usage_category']}"}
+
     # ---- voice dialing permissions ----
     def _list_countries(self, request, form) -> Response:
         wanted = {key: request.args.get(arg) for key, arg in (
@@ -801,6 +855,7 @@ def serve(port: int, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> None
           "Requests are logged below; Ctrl-C stops it, and its flows and numbers are gone with it.",
           file=out, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

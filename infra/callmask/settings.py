@@ -27,6 +27,9 @@ ISO_COUNTRY = re.compile(r"[A-Z]{2}")
 AREA_CODE = re.compile(r"\d{3}")
 CONTAINS = re.compile(r"[0-9A-Za-z*]{2,16}")
 
+HTTPS_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?")
+MAX_DAILY_USD = 1_000_000
+
 MIN_PIN_LENGTH = 6
 MAX_PIN_LENGTH = 12
 MAX_PROMPT_LENGTH = 4096
@@ -66,6 +69,14 @@ class NumberSelection:
 
 
 @dataclass(frozen=True)
+class SpendAlert:
+    """A daily alarm on the account's outbound call spend: Twilio calls `callback_url` once it passes."""
+
+    daily_usd: str  # as Twilio takes a trigger value: a decimal number of US dollars, e.g. "25.00"
+    callback_url: str
+
+
+@dataclass(frozen=True)
 class LineSettings:
     pins: tuple[str, ...]
     pin_length: int
@@ -81,6 +92,7 @@ class LineSettings:
     release_number_on_destroy: bool
     test_users: tuple[str, ...] = ()
     publish: bool = True
+    spend_alert: SpendAlert | None = None
 
     def flow_values(self) -> dict[str, Any]:
         """The non-secret values that fill the flow template's placeholders."""
@@ -120,7 +132,7 @@ class SettingsError(ValueError):
 KNOWN_KEYS = (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
     "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers",
-    "publish",
+    "publish", "spendAlert",
 )
 REPLACED_KEYS = ("allowedCountryCodes",)
 
@@ -169,6 +181,7 @@ def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) ->
         release_number_on_destroy=reader.boolean("releaseNumberOnDestroy"),
         test_users=reader.test_users(),
         publish=reader.boolean("publish", default=True),
+        spend_alert=reader.spend_alert(),
     )
     if not settings.publish and not settings.test_users and not any(
             problem.startswith(f"{NAMESPACE}:testUsers") for problem in reader.problems):
@@ -266,6 +279,23 @@ class _Reader:
         if len(set(numbers)) != len(numbers):
             self.problem("testUsers", "lists a number more than once")
         return numbers
+
+    def spend_alert(self) -> SpendAlert | None:
+        value = _decode(self.raw.get("spendAlert"), dict)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.problem("spendAlert", 'expected an object {dailyUsd: 25, callbackUrl: "https://..."}')
+            return None
+        for key in sorted(map(str, set(value) - {"dailyUsd", "callbackUrl"})):
+            self.problem(f"spendAlert.{key}", "unknown key; expected dailyUsd and callbackUrl")
+        amount, url = value.get("dailyUsd"), value.get("callbackUrl")
+        usd = _usd(amount)
+        if usd is None:
+            self.problem("spendAlert.dailyUsd", f"expected a positive number of US dollars such as 25, got {shown(amount)}")
+        if not isinstance(url, str) or not HTTPS_URL.fullmatch(url):
+            self.problem("spendAlert.callbackUrl", f"expected an https:// URL that Twilio can call, got {shown(url)}")
+        return SpendAlert(usd, url) if usd and isinstance(url, str) and HTTPS_URL.fullmatch(url) else None
 
     def prompts(self) -> Prompts:
         value = _decode(self.raw.get("prompts", {}), dict)
@@ -368,6 +398,19 @@ class _Reader:
         if contains is not None and (not isinstance(contains, str) or not CONTAINS.fullmatch(contains)):
             self.problem("phoneNumber.search.contains", f"expected 2 to 16 digits, letters or * wildcards, got {shown(contains)}")
         return NumberSelection(mode="search", country=country, area_code=area_code, contains=contains)
+
+
+def _usd(amount: Any) -> str | None:
+    """A positive amount of dollars as Twilio takes it ("25.00"), or None when it is not one."""
+    if isinstance(amount, bool):
+        return None
+    try:
+        number = float(amount) if isinstance(amount, (int, float, str)) else None
+    except ValueError:
+        return None
+    if number is None or not 0 < number <= MAX_DAILY_USD or round(number, 2) != number:
+        return None
+    return f"{number:.2f}"
 
 
 def pin_problem(pin: Any, pin_length: int | None) -> str | None:
