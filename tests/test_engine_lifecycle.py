@@ -195,6 +195,8 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     assert goodbye_heard(fake, CALLER) == NEW_GOODBYE
     outputs = json.loads(line.run("stack", "output", "--json").stdout)
     assert outputs["liveRevision"] == 6 and "draftRevision" not in outputs
+    assert callmask(line, "diff", "--stack", "prod", "--deployed").stdout.strip() == (
+        "Stack `prod` has no draft: stack prod, revision 6 (published) is what every caller gets.")
 
     # a Console edit: refresh reports the drift, the next up puts the template back
     fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][-1]["properties"].update(

@@ -1,6 +1,7 @@
-"""`callmask`: render, validate, simulate, draw and diff the call flow offline, with no credentials.
+"""`callmask`: render, validate, simulate, draw and diff the call flow offline, with no credentials; read a
+deployed stack's calls, account and revisions from Twilio.
 
-PIN values are never printed unless --reveal is given.
+PIN values are never printed unless --reveal is given (and never by the commands that read Twilio).
 """
 
 from __future__ import annotations
@@ -268,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--reveal", action="store_true", help="print PIN values instead of masking them")
     common.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
-    top = argparse.ArgumentParser(prog="callmask", description=__doc__.splitlines()[0])
+    top = argparse.ArgumentParser(prog="callmask", description=" ".join(__doc__.split("\n\n")[0].split()))
     top.add_argument("--version", action="version", version=f"callmask {package_version('callmask')}")
     commands = top.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", parents=[common], help="print the Studio definition a stack deploys")

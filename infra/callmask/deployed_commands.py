@@ -34,21 +34,20 @@ def stack_pins(stack: DeployedStack) -> list[str]:
     return [str(pin) for pin in pins]
 
 
-def revision(stack: DeployedStack, which: str) -> tuple[dict, str]:
-    """The deployed definition (`published` or `draft`, the latest revision) and how to name it."""
+def revision(stack: DeployedStack, which: str) -> tuple[dict, int, str]:
+    """The deployed definition (`published`, or `draft`: the latest revision), its number and its name."""
     flow = stack.client().studio.v2.flows(stack.flow_sid)
     try:
         found = flow.revisions(REVISIONS[which]).fetch()
     except TwilioException as error:
         raise twilio_failure(stack.name, f"the flow's {which} revision", error) from None
-    label = "published" if found.status == "published" else "draft"
-    return found.definition or {}, f"stack {stack.name}, revision {found.revision} ({label})"
+    return found.definition or {}, found.revision, f"stack {stack.name}, revision {found.revision} ({found.status})"
 
 
 def deployed_flow(args: argparse.Namespace) -> tuple[dict, str, list[str], str | None]:
     """For `simulate --deployed`: the definition, its name, the stack's PINs and its number."""
     stack = read_stack(args.stack, args.project_dir)
-    definition, source = revision(stack, args.deployed)
+    definition, _, source = revision(stack, args.deployed)
     return definition, source, stack_pins(stack), stack.outputs.get("phoneNumber")
 
 
@@ -56,9 +55,9 @@ def deployed_diff(args: argparse.Namespace) -> str:
     """The draft test users get against the published revision every other caller gets."""
     stack = read_stack(args.stack, args.project_dir)
     pins = stack_pins(stack)
-    published, published_name = revision(stack, "published")
-    draft, draft_name = revision(stack, "draft")
-    if published_name.split(" (")[0] == draft_name.split(" (")[0]:
+    published, published_number, published_name = revision(stack, "published")
+    draft, draft_number, draft_name = revision(stack, "draft")
+    if draft_number == published_number:
         return f"Stack `{stack.name}` has no draft: {published_name} is what every caller gets."
     changes = flow_diff.compare(published, draft, pins)
     title = f"Call flow of stack `{stack.name}`: {published_name} → {draft_name}"

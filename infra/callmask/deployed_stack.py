@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,6 @@ class DeployedStack:
     name: str
     config: dict[str, Any]  # every key, secrets decrypted
     outputs: dict[str, Any]
-    secrets: list[str] = field(default_factory=list, repr=False)  # never printed; masked wherever text is shown
 
     @property
     def flow_sid(self) -> str:
@@ -66,18 +65,8 @@ def read_stack(name: str, project_dir: Path = PROJECT_DIR) -> DeployedStack:
         raise StackUnreadable(f"{name!r} is not a stack name: letters, digits, '-', '_' and '.'")
     listed = run_pulumi(["config", "--stack", name, "--show-secrets", "--json"], project_dir)
     config = {key: entry.get("objectValue", entry.get("value")) for key, entry in listed.items()}
-    secrets = [text for key, entry in listed.items() if entry.get("secret")
-               for text in secret_texts(entry.get("objectValue", entry.get("value")))]
     outputs = run_pulumi(["stack", "output", "--stack", name, "--json"], project_dir)
-    return DeployedStack(name, config, outputs, secrets)
-
-
-def secret_texts(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in secret_texts(item)]
-    if isinstance(value, list):
-        return [text for item in value for text in secret_texts(item)]
-    return [str(value)] if value not in (None, "") else []
+    return DeployedStack(name, config, outputs)
 
 
 def run_pulumi(args: list[str], project_dir: Path) -> Any:
