@@ -74,3 +74,19 @@ def test_a_configured_provider_pickles_without_credentials(provider_class):
     pickled = base64.b64decode(serialize_provider(provider))
     assert AUTH_TOKEN.encode() not in pickled
     assert dill.loads(pickled).__dict__ == {}, "an unpickled provider starts unconfigured"
+
+
+def test_a_failure_while_staging_shows_no_test_user_and_no_pin(twilio, caplog):
+    """Test users may be secret: they are masked like the PINs in every failure and never logged."""
+    caplog.set_level(logging.DEBUG)
+    tester = "+14155550188"
+    provider = configured(StudioFlowProvider)
+    created = provider.create(flow_props())
+    staged = {**flow_props(goodbye="Staged."), "publish": False, "test_users": [tester]}
+    twilio.fail("POST", r"/TestUsers$", status=400, code=21211, times=10, message=f"Invalid TestUsers {tester}")
+    with pytest.raises(Exception) as raised:
+        provider.update(created.id, created.outs, staged)
+    assert str(raised.value).startswith(f"StudioFlow callmask-dev ({created.id}): update failed: Twilio error 21211 "
+                                        "(HTTP 400): Unable to update record: Invalid TestUsers [secret]")
+    assert_clean(str(raised.value) + caplog.text, "a staging failure")
+    assert tester not in str(raised.value) + caplog.text

@@ -373,7 +373,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"render": cmd_render, "validate": cmd_validate, "simulate": cmd_simulate, "diagram": cmd_diagram,
-            "diff": cmd_diff, "calls": cmd_calls, "account": cmd_account, "local-twilio": cmd_local_twilio, "demo": cmd_demo}
+            "diff": cmd_diff, "calls": cmd_calls, "account": cmd_account, "local-twilio": cmd_local_twilio,
+            "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,6 +133,7 @@ class Fault:
     held_at_most: float = 10.0  # for the kinds that hold a request: the longest wait (for the client, or release())
     retry_after: str | None = None
     kind: str = ANSWER
+    message: str = "Injected failure"  # what an ANSWER says (Twilio's messages may echo what was sent)
 
 
 @dataclass
@@ -267,7 +268,7 @@ class LocalTwilio:
             return self._refuse(request, self._error(400, 70002, message))(environ, start_response)
         fault = self._take_fault(request)
         if fault and fault.kind == ANSWER:
-            response = self._error(fault.status, fault.code or fault.status, "Injected failure",
+            response = self._error(fault.status, fault.code or fault.status, fault.message,
                                    headers={"Retry-After": fault.retry_after} if fault.retry_after else None)
         elif fault and fault.kind in (RESET_BEFORE, TIMEOUT_BEFORE):
             response = None
