@@ -31,7 +31,7 @@ def test_the_demo_deploys_calls_changes_and_destroys_a_line_with_no_account():
         assert f"==> [{step}/{STEPS}] " in output, f"step {step} is not announced"
     for command in ("$ pulumi preview --diff", "$ pulumi up --yes", "$ pulumi stack output", "$ pulumi destroy --yes"):
         assert command in output
-    assert "+ 5 to create" in output and "- 5 deleted" in output
+    assert "+ 6 to create" in output and "- 6 deleted" in output
     assert re.search(r"phoneNumber\s+\+1415555010\d", output), "the stack outputs name the number bought"
     outcomes = re.findall(r"^outcome: (\S+)", output, re.MULTILINE)
     assert outcomes == ["connected", "rejected_number", "rejected_pin"]

@@ -26,7 +26,7 @@ SECRETS = (*TEST_PINS, AUTH_TOKEN, API_SECRET, PASSPHRASE, TESTER)
 PREVIOUS_VOICE_URL = "https://voice.example.com/previous"
 PREVIOUS_APPLICATION = "AP" + "b" * 32
 PROD_NUMBER = "+14155550142"
-TYPES = ("twilio:StudioFlow", "twilio:PhoneNumber", "twilio:VoiceBinding")
+TYPES = ("twilio:DialingPermissions", "twilio:StudioFlow", "twilio:PhoneNumber", "twilio:VoiceBinding")
 
 
 def readme_pin_command() -> str:
@@ -118,7 +118,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     # a second up: no changes, and not one write to Twilio
     writes = len(fake.writes())
     again = line.run("up", "--yes")
-    assert re.search(r"5 unchanged", again.stdout), again.stdout
+    assert re.search(r"6 unchanged", again.stdout), again.stdout
     assert len(fake.writes()) == writes
 
     # a prompt change (prod stages drafts, publish: false): the preview shows that prompt and says it is a

@@ -28,6 +28,7 @@ from callmask.local_twilio import (
     TIMEOUT_AFTER,
     TIMEOUT_BEFORE,
     LocalTwilio,
+    new_account_permissions,
 )
 from callmask.twilio_api import TIMEOUT_VARIABLE
 from conftest import FAULT_MATRIX_PROPERTY, TEST_PINS
@@ -53,12 +54,14 @@ FAULTS = {
     "late": {"kind": LATE},
 }
 MODES = {"first": 1, "every": EVERY_ATTEMPT}
-# prod adopts a number the account owns and keeps it; dev searches, buys and releases on destroy, and
-# has a spend alert.
+# prod adopts a number the account owns and keeps it; dev searches, buys and releases on destroy, has a spend
+# alert, and makes the account's dialing permissions exactly its own (its check reads them as `check` mode
+# does, so prod, to keep the matrix's time, leaves them alone).
 STACKS = {
-    "prod": {"selection": {"mode": "number", "number": OWNED_NUMBER}, "release": False},
+    "prod": {"selection": {"mode": "number", "number": OWNED_NUMBER}, "release": False, "dialing_permissions": "off"},
     "dev": {"selection": {"mode": "search", "country": "US", "area_code": "415"}, "release": True,
-            "spend_alert": {"daily_usd": "25.00", "callback_url": "https://alerts.example.com/spend"}},
+            "spend_alert": {"daily_usd": "25.00", "callback_url": "https://alerts.example.com/spend"},
+            "dialing_permissions": "exactly"},
 }
 COMMANDS = ("up-create", "up-prompt", "refresh", "destroy")
 # prod stages its changes: a draft for its test users (test users set, the published revision read), then
@@ -163,6 +166,7 @@ def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
         assert fake.purchases == [], "prod adopts the number the account owns"
     assert fake.flows == {}, "a flow was left outside the state"
     assert fake.usage_triggers == {}, "a spend alert was left outside the state"
+    assert fake.dialing_permissions == new_account_permissions(), "destroy puts the dialing permissions back"
     if stack == "prod":
         (number,) = fake.numbers.values()
         assert number["phone_number"] == OWNED_NUMBER, "an adopted number is never released"

@@ -32,14 +32,15 @@ def deploy(stack, **overrides):
     return run_program(stack, config, secret_keys)
 
 
-def test_program_registers_the_line_with_three_children(stack):
+def test_program_registers_the_line_with_its_children(stack):
     run = deploy(stack)
     assert run.error is None
     types = sorted(r.type for r in run.registrations)
-    assert types == ["callmask:index:DialOutLine", "pulumi-python:dynamic/twilio:PhoneNumber",
-                     "pulumi-python:dynamic/twilio:StudioFlow", "pulumi-python:dynamic/twilio:VoiceBinding"]
+    assert types == ["callmask:index:DialOutLine", "pulumi-python:dynamic/twilio:DialingPermissions",
+                     "pulumi-python:dynamic/twilio:PhoneNumber", "pulumi-python:dynamic/twilio:StudioFlow",
+                     "pulumi-python:dynamic/twilio:VoiceBinding"]
     line = run.resource("DialOutLine")
-    for child in ("StudioFlow", "PhoneNumber", "VoiceBinding"):
+    for child in ("DialingPermissions", "StudioFlow", "PhoneNumber", "VoiceBinding"):
         assert run.resource(child).parent.endswith("DialOutLine::line"), child
     assert line.parent.endswith(f"pulumi:pulumi:Stack::callmask-{stack}")
 

@@ -51,19 +51,22 @@ def read_permissions(stack: DeployedStack) -> list[Any]:
         raise twilio_failure(stack.name, "the account's voice dialing permissions", error) from None
 
 
-def entry_for(country: str, entries: dict[str, Any]) -> Any | None:
-    if country in entries:
-        return entries[country]
+def entry_for(country: str, country_codes: dict[str, list[str]]) -> str | None:
+    """The permission entry (its ISO code) that governs a country, from each entry's country codes."""
+    if country in country_codes:
+        return country
     code = f"+{phonenumbers.country_code_for_region(country)}"
-    return next((entry for entry in entries.values() if code in (entry.country_codes or [])), None)
+    return next((iso for iso, codes in country_codes.items() if code in (codes or [])), None)
 
 
 def report(entries: list[Any], allowed_countries: tuple[str, ...], number_types: tuple[str, ...]) -> AccountReport:
     by_iso = {entry.iso_code: entry for entry in entries}
     needs_high_risk = any(kind in HIGH_RISK_TYPES for kind in number_types)
     rows, used = [], set()
+    codes = {iso: entry.country_codes for iso, entry in by_iso.items()}
     for country in allowed_countries:
-        entry = entry_for(country, by_iso)
+        iso = entry_for(country, codes)
+        entry = by_iso.get(iso) if iso else None
         if entry is None:
             rows.append(CountryPermission(country, None, None, None, None, needs_high_risk,
                                           "BLOCKED: the account lists no dialing permission for it"))

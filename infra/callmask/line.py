@@ -7,6 +7,7 @@ import pulumi
 
 from callmask.flow_gate import check_flow
 from callmask.flow_template import PINS, canonical_json, check_values
+from callmask.providers.dialing_permissions import DialingPermissions
 from callmask.providers.phone_number import PhoneNumber
 from callmask.providers.studio_flow import StudioFlow
 from callmask.providers.usage_trigger import SpendAlert
@@ -33,6 +34,15 @@ class DialOutLine(pulumi.ComponentResource):
         users = list(settings.test_users)
         child = pulumi.ResourceOptions(parent=self)
 
+        if settings.dialing_permissions != "off":
+            # First: a line its account's dialing permissions would block creates nothing.
+            permissions = DialingPermissions(
+                f"{name}-dialing-permissions", stack=stack, mode=settings.dialing_permissions,
+                countries=list(settings.allowed_countries), number_types=list(settings.allowed_number_types),
+                opts=child)
+            permissions.warnings.apply(lambda warnings: [pulumi.log.warn(w, permissions) for w in warnings or []])
+            permissions.drift.apply(lambda drift: drift and pulumi.log.warn(f"dialing permissions {drift}", permissions))
+            child = pulumi.ResourceOptions(parent=self, depends_on=[permissions])
         flow = StudioFlow(f"{name}-flow", stack=stack, friendly_name=friendly_name,
                           template=canonical_json(template), values=canonical_json(values),
                           pins=list(settings.pins), publish=settings.publish,
@@ -40,7 +50,8 @@ class DialOutLine(pulumi.ComponentResource):
         release = settings.release_number_on_destroy
         number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
                              friendly_name=friendly_name, release_on_destroy=release,
-                             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=not release))
+                             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                                 retain_on_delete=not release)))
         binding = VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, flow_sid=flow.id,
                                voice_url=flow.webhook_url, voice_before=number.voice_before, opts=child)
         binding.previous_known.apply(lambda known: known is False and pulumi.log.warn(

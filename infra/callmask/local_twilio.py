@@ -161,6 +161,7 @@ class LocalTwilio:
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     executions: dict[str, dict[str, Any]] = field(default_factory=dict)
     usage_triggers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bulk_updates: list[list[dict[str, Any]]] = field(default_factory=list)
     dialing_permissions: dict[str, dict[str, Any]] = field(default_factory=lambda: new_account_permissions())
     available: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -363,6 +364,7 @@ class LocalTwilio:
             ("GET", r"/v1/DialingPermissions/Countries", self._list_countries),
             ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})", self._fetch_country),
             ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})/HighRiskSpecialPrefixes", self._list_prefixes),
+            ("POST", r"/v1/DialingPermissions/BulkCountryUpdates", self._bulk_country_update),
             ("GET", r"/2010-04-01/Accounts/AC\w+/AvailablePhoneNumbers/(\w\w)/Local\.json", self._search_numbers),
             ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._list_numbers),
             ("POST", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._buy_number),
@@ -680,6 +682,23 @@ class LocalTwilio:
             return self._error(404, 20404, f"The requested resource {request.path} was not found")
         prefixes = [{"prefix": prefix} for prefix in self.dialing_permissions[iso_code]["high_risk_prefixes"]]
         return self._json(200, self._studio_page("content", request, prefixes, VOICE_HOST))
+
+    def _bulk_country_update(self, request, form) -> Response:
+        """One call for many countries: each update names `iso_code` and the flags to set, as text."""
+        updates = json.loads(form["UpdateRequest"])
+        if not isinstance(updates, list) or not all(isinstance(u, dict) and u.get("iso_code") in self.dialing_permissions
+                                                    for u in updates):
+            return self._error(400, 21201, "UpdateRequest must be a JSON array of updates naming known iso_codes")
+        flags = ("low_risk_numbers_enabled", "high_risk_special_numbers_enabled", "high_risk_tollfraud_numbers_enabled")
+        for update in updates:
+            for flag in flags:
+                if flag in update:
+                    if str(update[flag]).lower() not in ("true", "false"):
+                        return self._error(400, 21201, f"{flag} must be \"true\" or \"false\"")
+            country = self.dialing_permissions[update["iso_code"]]
+            country.update({flag: str(update[flag]).lower() == "true" for flag in flags if flag in update})
+        self.bulk_updates.append(updates)
+        return self._json(201, {"update_count": len(updates), "update_request": form["UpdateRequest"]})
 
     @staticmethod
     def _country(country: dict[str, Any]) -> dict[str, Any]:

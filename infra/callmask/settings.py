@@ -93,6 +93,7 @@ class LineSettings:
     test_users: tuple[str, ...] = ()
     publish: bool = True
     spend_alert: SpendAlert | None = None
+    dialing_permissions: str = "check"
 
     def flow_values(self) -> dict[str, Any]:
         """The non-secret values that fill the flow template's placeholders."""
@@ -132,8 +133,9 @@ class SettingsError(ValueError):
 KNOWN_KEYS = (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
     "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers",
-    "publish", "spendAlert",
+    "publish", "spendAlert", "dialingPermissions",
 )
+DIALING_PERMISSION_MODES = ("check", "atLeast", "exactly", "off")
 REPLACED_KEYS = ("allowedCountryCodes",)
 
 
@@ -182,6 +184,7 @@ def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) ->
         test_users=reader.test_users(),
         publish=reader.boolean("publish", default=True),
         spend_alert=reader.spend_alert(),
+        dialing_permissions=reader.choice("dialingPermissions", DIALING_PERMISSION_MODES, "check"),
     )
     if not settings.publish and not settings.test_users and not any(
             problem.startswith(f"{NAMESPACE}:testUsers") for problem in reader.problems):
@@ -279,6 +282,15 @@ class _Reader:
         if len(set(numbers)) != len(numbers):
             self.problem("testUsers", "lists a number more than once")
         return numbers
+
+    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.raw.get(key, default)
+        if value in choices:
+            return value
+        close = difflib.get_close_matches(str(value), choices, 1, 0.6) if isinstance(value, str) else []
+        hint = f"; did you mean {close[0]}?" if close else ""
+        self.problem(key, f"expected one of {', '.join(choices)}, got {shown(value)}{hint}")
+        return default
 
     def spend_alert(self) -> SpendAlert | None:
         value = _decode(self.raw.get("spendAlert"), dict)
