@@ -133,3 +133,22 @@ def test_through_the_cli_check_refuses_in_one_line_and_exactly_applies_repairs_a
     assert fake.dialing_permissions == expected
     state = json.loads(line.run("stack", "export").stdout)
     assert not state["deployment"].get("resources", [])[1:], "destroy leaves nothing"
+
+
+def test_through_the_cli_a_preview_without_credentials_skips_and_at_least_enables_then_restores(tmp_path, fake):
+    bare = PulumiProject(tmp_path / "bare", {"CALLMASK_TWILIO_BASE_URL": fake.base_url})
+    bare.run("stack", "init", "dev")
+    bare.run_line(readme_pin_command())
+    preview = bare.run("preview")
+    assert "dialing permissions not checked: no Twilio credentials here" in preview.output and fake.calls == []
+
+    line = PulumiProject(tmp_path / "line", {"CALLMASK_TWILIO_BASE_URL": fake.base_url,
+                                             "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
+    line.run("stack", "init", "dev")
+    line.run_line(readme_pin_command())
+    line.run("config", "set", "callmask:dialingPermissions", "atLeast")
+    fake.dialing_permissions["US"][ORDINARY] = False
+    line.run("up", "--yes")
+    assert enabled(fake) == ["GB", "US"], "US enabled, GB (not the line's) left as it was"
+    line.run("destroy", "--yes")
+    assert enabled(fake) == ["GB"], "US is put back as it was before the first write"
