@@ -59,6 +59,10 @@ def governing(entries: dict[str, dict[str, Any]], countries: list[str]) -> dict[
     return {country: entry_for(country, codes) for country in countries}
 
 
+def needed_entries(entries: dict[str, dict[str, Any]], countries: list[str]) -> set[str]:
+    return {iso for iso in governing(entries, countries).values() if iso}
+
+
 def wanted(mode: str, entries: dict[str, dict[str, Any]], needed: set[str], high_risk: bool) -> dict[str, dict]:
     """The flags each entry should have after a write: only the entries that must change."""
     if mode == "atLeast":
@@ -112,11 +116,11 @@ class DialingPermissionsProvider(TwilioProvider):
         if news["mode"] == "exactly":
             news["warnings"] = []  # the ranges warned of are the ones it turns off
         missing = [country for country, iso in governing(entries, news["countries"]).items() if iso is None]
-        if news["mode"] == "check" and blocked or missing:
+        if (news["mode"] == "check" and blocked) or missing:
             blocked = blocked if news["mode"] == "check" else missing
             return CheckResult(news, [CheckFailure("countries", blocked_message(blocked))])
         if news["mode"] in WRITING_MODES:
-            needed = {iso for iso in governing(entries, news["countries"]).values() if iso}
+            needed = needed_entries(entries, news["countries"])
             news["planned"] = describe(wanted(news["mode"], entries, needed, high_risk))
         return CheckResult(news, [])
 
@@ -167,7 +171,7 @@ class DialingPermissionsProvider(TwilioProvider):
         client = self.client()
         with twilio_operation("DialingPermissions", "read"):
             entries = read_entries(client)
-        needed = {iso for iso in governing(entries, props["countries"]).values() if iso}
+        needed = needed_entries(entries, props["countries"])
         changes = wanted(props["mode"], entries, needed, needs_high_risk(props["number_types"]))
         drift = f"changed outside callmask: {'; '.join(describe(changes))} would be set again" if changes else ""
         return ReadResult(id_, {**props, "drift": drift})
