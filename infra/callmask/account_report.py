@@ -43,10 +43,19 @@ class AccountReport:
         return [c.country for c in self.countries if c.ordinary is not True]
 
 
+def permission_entries(client) -> list[Any]:
+    """Every permission entry of the account, every page (the report and the DialingPermissions provider)."""
+    return list(client.voice.v1.dialing_permissions.countries.stream(page_size=PAGE_SIZE))
+
+
+def needs_high_risk(number_types: tuple[str, ...] | list[str]) -> bool:
+    return any(kind in HIGH_RISK_TYPES for kind in number_types)
+
+
 def read_permissions(stack: DeployedStack) -> list[Any]:
     client = stack.client()
     try:
-        return list(client.voice.v1.dialing_permissions.countries.stream(page_size=PAGE_SIZE))
+        return permission_entries(client)
     except TwilioException as error:
         raise twilio_failure(stack.name, "the account's voice dialing permissions", error) from None
 
@@ -61,33 +70,33 @@ def entry_for(country: str, country_codes: dict[str, list[str]]) -> str | None:
 
 def report(entries: list[Any], allowed_countries: tuple[str, ...], number_types: tuple[str, ...]) -> AccountReport:
     by_iso = {entry.iso_code: entry for entry in entries}
-    needs_high_risk = any(kind in HIGH_RISK_TYPES for kind in number_types)
+    high_risk = needs_high_risk(number_types)
     rows, used = [], set()
     codes = {iso: entry.country_codes for iso, entry in by_iso.items()}
     for country in allowed_countries:
         iso = entry_for(country, codes)
         entry = by_iso.get(iso) if iso else None
         if entry is None:
-            rows.append(CountryPermission(country, None, None, None, None, needs_high_risk,
+            rows.append(CountryPermission(country, None, None, None, None, high_risk,
                                           "BLOCKED: the account lists no dialing permission for it"))
             continue
         used.add(entry.iso_code)
         rows.append(CountryPermission(
             country, entry.iso_code, entry.low_risk_numbers_enabled, entry.high_risk_special_numbers_enabled,
-            entry.high_risk_tollfraud_numbers_enabled, needs_high_risk, verdict(entry, needs_high_risk)))
+            entry.high_risk_tollfraud_numbers_enabled, high_risk, verdict(entry, high_risk)))
     also = sorted(iso for iso, entry in by_iso.items() if entry.low_risk_numbers_enabled and iso not in used)
     return AccountReport(rows, also)
 
 
-def verdict(entry: Any, needs_high_risk: bool) -> str:
+def verdict(entry: Any, high_risk: bool) -> str:
     if not entry.low_risk_numbers_enabled:
         return "BLOCKED: ordinary numbers are disabled, so every call there fails (Twilio error 13227)"
     warnings = []
     if entry.high_risk_tollfraud_numbers_enabled:
         warnings.append("toll-fraud ranges are ENABLED: turn them off")
-    if entry.high_risk_special_numbers_enabled and not needs_high_risk:
+    if entry.high_risk_special_numbers_enabled and not high_risk:
         warnings.append("high-risk special ranges are enabled, which the line does not need")
-    if needs_high_risk and not entry.high_risk_special_numbers_enabled:
+    if high_risk and not entry.high_risk_special_numbers_enabled:
         warnings.append("high-risk special ranges are off, so premium or shared-cost numbers fail")
     return "WARNING: " + "; ".join(warnings) if warnings else "ok"
 

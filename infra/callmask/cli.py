@@ -337,10 +337,16 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def stand_in_flow(args: argparse.Namespace) -> LoadedFlow:
+    """The stack's flow rendered with placeholder PINs, said nothing of: for the commands that read Twilio,
+    which need only the widgets' roles and the destinations."""
+    args.pins, args.placeholders_announced = None, True
+    return load_stack_flow(args.stack, args, args.project_dir)
+
+
 def cmd_calls(args: argparse.Namespace) -> int:
     from callmask.deployed_commands import calls
-    args.pins, args.placeholders_announced = None, True  # the roles of the widgets need stand-in PINs only
-    flow = load_stack_flow(args.stack, args, args.project_dir)
+    flow = stand_in_flow(args)
     print(calls(args, flow.definition, flow.pins, flow.allowed_countries))
     return 0
 
@@ -348,8 +354,7 @@ def cmd_calls(args: argparse.Namespace) -> int:
 def cmd_account(args: argparse.Namespace) -> int:
     from callmask.account_report import account
     from callmask.deployed_stack import read_stack
-    args.pins, args.placeholders_announced = None, True  # only the destinations are needed
-    flow = load_stack_flow(args.stack, args, args.project_dir)
+    flow = stand_in_flow(args)
     stack = read_stack(args.stack, args.project_dir)
     print(account(stack, flow.allowed_countries, flow.allowed_number_types, as_text=not args.json))
     return 0

@@ -456,7 +456,7 @@ class LocalTwilio:
 
     def _list_revisions(self, request, form, flow_sid) -> Response:
         if flow_sid not in self.flows:
-            return self._error(404, 20404, f"The requested resource /Flows/{flow_sid}/Revisions was not found")
+            return self._not_found(request)
         revisions = [{**self._revision(flow_sid, r), "definition": None}
                      for r in reversed(self.flows[flow_sid]["revisions"])]
         return self._json(200, self._studio_page("revisions", request, revisions))
@@ -471,7 +471,7 @@ class LocalTwilio:
         else:
             found = next((r for r in revisions if str(r["revision"]) == wanted), None)
         if found is None:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, self._revision(flow_sid, found))
 
     def _revision(self, flow_sid: str, revision: dict[str, Any]) -> dict[str, Any]:
@@ -481,12 +481,12 @@ class LocalTwilio:
 
     def _fetch_test_users(self, request, form, flow_sid) -> Response:
         if flow_sid not in self.flows:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, self._test_users(flow_sid))
 
     def _update_test_users(self, request, form, flow_sid) -> Response:
         if flow_sid not in self.flows:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         self.flows[flow_sid]["test_users"] = form.getlist("TestUsers")
         return self._json(200, self._test_users(flow_sid))
 
@@ -541,7 +541,7 @@ class LocalTwilio:
 
     def _list_executions(self, request, form, flow_sid) -> Response:
         if flow_sid not in self.flows:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         since, until = request.args.get("DateCreatedFrom"), request.args.get("DateCreatedTo")
         found = [e for e in self.executions.values() if e["flow_sid"] == flow_sid
                  and (not since or e["date_created"] >= datetime.fromisoformat(since.replace("Z", "+00:00")))
@@ -556,18 +556,18 @@ class LocalTwilio:
 
     def _fetch_execution(self, request, form, flow_sid, execution_sid) -> Response:
         if not (execution := self._execution_of(flow_sid, execution_sid)):
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, self._execution(execution))
 
     def _execution_context(self, request, form, flow_sid, execution_sid) -> Response:
         if not (execution := self._execution_of(flow_sid, execution_sid)):
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, {"account_sid": ACCOUNT_SID, "context": execution["context"], "flow_sid": flow_sid,
                                 "execution_sid": execution_sid, "url": f"{STUDIO_HOST}{request.path}"})
 
     def _list_steps(self, request, form, flow_sid, execution_sid) -> Response:
         if not (execution := self._execution_of(flow_sid, execution_sid)):
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         steps = [{**self._step(execution, step), "context": None} for step in execution["steps"]]
         return self._json(200, self._studio_page("steps", request, steps))
 
@@ -575,7 +575,7 @@ class LocalTwilio:
         execution = self._execution_of(flow_sid, execution_sid)
         step = next((s for s in execution["steps"] if s["sid"] == step_sid), None) if execution else None
         if step is None:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, {"account_sid": ACCOUNT_SID, "context": step["context"], "execution_sid": execution_sid,
                                 "flow_sid": flow_sid, "step_sid": step_sid, "url": f"{STUDIO_HOST}{request.path}"})
 
@@ -632,12 +632,12 @@ class LocalTwilio:
 
     def _fetch_trigger(self, request, form, trigger_sid) -> Response:
         if trigger_sid not in self.usage_triggers:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, self._trigger(self.usage_triggers[trigger_sid]))
 
     def _update_trigger(self, request, form, trigger_sid) -> Response:
         if trigger_sid not in self.usage_triggers:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         trigger = self.usage_triggers[trigger_sid]
         for form_key, key in (("CallbackUrl", "callback_url"), ("CallbackMethod", "callback_method"),
                               ("FriendlyName", "friendly_name")):
@@ -648,7 +648,7 @@ class LocalTwilio:
 
     def _delete_trigger(self, request, form, trigger_sid) -> Response:
         if self.usage_triggers.pop(trigger_sid, None) is None:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return Response(status=204)
 
     @staticmethod
@@ -674,12 +674,12 @@ class LocalTwilio:
 
     def _fetch_country(self, request, form, iso_code) -> Response:
         if iso_code not in self.dialing_permissions:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, self._country(self.dialing_permissions[iso_code]))
 
     def _list_prefixes(self, request, form, iso_code) -> Response:
         if iso_code not in self.dialing_permissions:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         prefixes = [{"prefix": prefix} for prefix in self.dialing_permissions[iso_code]["high_risk_prefixes"]]
         return self._json(200, self._studio_page("content", request, prefixes, VOICE_HOST))
 
@@ -709,7 +709,7 @@ class LocalTwilio:
     # ---- the account ----
     def _fetch_account(self, request, form, account_sid) -> Response:
         if account_sid != ACCOUNT_SID:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         created = format_datetime(datetime(2024, 1, 1, tzinfo=timezone.utc))
         return self._json(200, {"auth_token": "[Redacted]", "date_created": created, "date_updated": created,
                                 "friendly_name": "callmask tests", "owner_account_sid": ACCOUNT_SID, "sid": ACCOUNT_SID,
@@ -759,12 +759,12 @@ class LocalTwilio:
 
     def _fetch_number(self, request, form, number_sid) -> Response:
         if number_sid not in self.numbers:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return self._json(200, self._number(self.numbers[number_sid]))
 
     def _update_number(self, request, form, number_sid) -> Response:
         if number_sid not in self.numbers:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         number = self.numbers[number_sid]
         fields = {"VoiceUrl": "voice_url", "VoiceMethod": "voice_method", "FriendlyName": "friendly_name",
                   "VoiceApplicationSid": "voice_application_sid"}
@@ -776,7 +776,7 @@ class LocalTwilio:
 
     def _release_number(self, request, form, number_sid) -> Response:
         if self.numbers.pop(number_sid, None) is None:
-            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+            return self._not_found(request)
         return Response(status=204)
 
     def _number(self, number: dict[str, Any]) -> dict[str, Any]:
@@ -806,6 +806,9 @@ class LocalTwilio:
     @staticmethod
     def _json(status: int, body: dict[str, Any]) -> Response:
         return Response(json.dumps(body), status=status, mimetype="application/json")
+
+    def _not_found(self, request: Request) -> Response:
+        return self._error(404, 20404, f"The requested resource {request.path} was not found")
 
     @staticmethod
     def _error(status: int, code: int, message: str, details: dict | None = None, headers: dict | None = None) -> Response:

@@ -25,12 +25,11 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from twilio.base.exceptions import TwilioException
 
 from callmask import twilio_api
-from callmask.account_report import HIGH_RISK_TYPES, entry_for
+from callmask.account_report import entry_for, needs_high_risk, permission_entries
 from callmask.providers.twilio_provider import ProviderError, TwilioProvider, answer_of, twilio_operation
 
 FLAGS = ("low_risk_numbers_enabled", "high_risk_special_numbers_enabled", "high_risk_tollfraud_numbers_enabled")
 WRITING_MODES = ("atLeast", "exactly")
-PAGE_SIZE = 250
 FORBIDDEN = 403
 
 
@@ -38,15 +37,11 @@ class PermissionsRefused(ProviderError):
     pass
 
 
-def needs_high_risk(number_types: list[str]) -> bool:
-    return any(kind in HIGH_RISK_TYPES for kind in number_types)
-
-
 def read_entries(client) -> dict[str, dict[str, Any]]:
     """Every permission entry: ISO code → its three flags and country codes."""
     return {entry.iso_code: {"country_codes": entry.country_codes or [],
                              **{flag: bool(getattr(entry, flag)) for flag in FLAGS}}
-            for entry in client.voice.v1.dialing_permissions.countries.stream(page_size=PAGE_SIZE)}
+            for entry in permission_entries(client)}
 
 
 def flags_of(entry: dict[str, Any]) -> dict[str, bool]:

@@ -42,6 +42,7 @@ from callmask.providers.twilio_provider import (
 
 PUBLISHED, DRAFT = "published", "draft"
 COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack", "test_users")
+TEST_USERS_DRIFT = "test users changed outside callmask"  # the one part of `drift` that needs no new revision
 
 
 class FlowRejected(ProviderError):
@@ -108,7 +109,7 @@ class StudioFlowProvider(TwilioProvider):
         client = self.client()
         with twilio_operation(f"StudioFlow {news['friendly_name']} ({id_})", "update", secrets_of(news)):
             definition = self.validated_definition(client, news)
-            if test_users_of(olds) != test_users_of(news) or "test users" in (olds.get("drift") or ""):
+            if test_users_of(olds) != test_users_of(news) or TEST_USERS_DRIFT in (olds.get("drift") or ""):
                 set_test_users(client, id_, news)  # before a draft: the people who try it reach it at once
             if publishes(news):
                 if not needs_revision(olds, news):  # only the test users changed
@@ -147,7 +148,7 @@ class StudioFlowProvider(TwilioProvider):
         differences = [] if flow.friendly_name == props["friendly_name"] else ["friendly_name"]
         differences += revision_drift(render(props), props, flow, live)
         if staged and sorted(users) != sorted(test_users_of(props)):
-            differences.append("test users changed outside callmask")
+            differences.append(TEST_USERS_DRIFT)
         # The revisions stay those callmask made (the drift names any others): `up` puts them back.
         outs = {**props, "sid": flow.sid, "webhook_url": flow.webhook_url, "revision": flow.revision,
                 "live_revision": revision_number(props.get("live_revision")) or live.revision,
@@ -193,7 +194,7 @@ class StudioFlowProvider(TwilioProvider):
 
 def needs_revision(olds: dict[str, Any], news: dict[str, Any]) -> bool:
     """Whether an update writes the flow: its inputs changed, a draft waits, or a revision drifted."""
-    drifted = [part for part in (olds.get("drift") or "").split("; ") if part and not part.startswith("test users")]
+    drifted = [part for part in (olds.get("drift") or "").split("; ") if part and part != TEST_USERS_DRIFT]
     return bool(drifted or olds.get("draft_revision") or any(
         _differs(olds.get(key), news.get(key), key) for key in COMPARED_INPUTS if key != "test_users"))
 
