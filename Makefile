@@ -5,12 +5,13 @@ SPEC_PACKAGE := @twilio-alpha/mcp@0.7.0
 SPEC_TARBALL := twilio-alpha-mcp-0.7.0.tgz
 SPEC_SHA256 := 7ff791d1023cad6372496d8aba1c49bc3ffbcf0989b9f96b3a83d2df9d6af755
 SPEC_DIR := .twilio-oai
-SPECS := $(SPEC_DIR)/twilio_studio_v2.json $(SPEC_DIR)/twilio_api_v2010.json $(SPEC_DIR)/twilio_voice_v1.json
+SPECS := $(SPEC_DIR)/twilio_studio_v2.json $(SPEC_DIR)/twilio_api_v2010.json $(SPEC_DIR)/twilio_voice_v1.json \
+	$(SPEC_DIR)/twilio_serverless_v1.json
 
 TOOLS := .tools/bin
 
-.PHONY: setup venv specs tools demo
-setup: venv specs tools
+.PHONY: setup venv specs functions tools demo
+setup: venv specs functions tools
 
 # The whole loop with no Twilio account: a local Twilio, `pulumi up`, calls, a prompt change, `destroy`.
 demo: setup
@@ -35,9 +36,17 @@ $(SPECS):
 	cd $(SPEC_DIR) && echo "$(SPEC_SHA256)  $(SPEC_TARBALL)" | sha256sum --check --quiet
 	tar -xzf $(SPEC_DIR)/$(SPEC_TARBALL) -C $(SPEC_DIR) --strip-components=4 \
 		package/twilio-oai/spec/json/twilio_studio_v2.json package/twilio-oai/spec/json/twilio_api_v2010.json \
-		package/twilio-oai/spec/json/twilio_voice_v1.json
+		package/twilio-oai/spec/json/twilio_voice_v1.json package/twilio-oai/spec/json/twilio_serverless_v1.json
 	rm $(SPEC_DIR)/$(SPEC_TARBALL)
 	touch $(SPECS)
+
+# The PIN-check Function's packages (functions/package-lock.json): the `twilio` helper its Build is pinned
+# to and the XML parser of its tests, for `node --test` and for running it under Node locally.
+functions: functions/node_modules/.installed
+
+functions/node_modules/.installed: functions/package.json functions/package-lock.json
+	cd functions && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 # The Pulumi CLI (built from Pulumi's Go modules, pinned by tools/pulumi/go.sum to the SDK's version),
 # its Python language host and the dynamic-provider plugin; rebuilt only when the pin changes.

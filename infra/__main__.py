@@ -2,14 +2,14 @@
 
 import pulumi
 from callmask.flow_gate import FlowRefused
-from callmask.flow_template import TemplateError, load_template
+from callmask.flow_template import TemplateError, flow_file, load_template
 from callmask.line import DialOutLine
 from callmask.settings import SettingsError, parse_settings
 from callmask.stack_config import from_engine, is_secret
 
 try:
     settings = parse_settings(*from_engine())
-    template = load_template()
+    template = load_template(flow_file(settings.pin_check))
     line = DialOutLine("line", stack=pulumi.get_stack(), settings=settings, template=template,
                        test_users_secret=is_secret("testUsers"))
 except (SettingsError, TemplateError, FlowRefused) as error:
@@ -20,5 +20,7 @@ pulumi.export("webhookUrl", line.webhook_url)
 pulumi.export("phoneNumber", line.phone_number)
 pulumi.export("phoneNumberSid", line.phone_number_sid)
 pulumi.export("liveRevision", line.live_revision)
+if settings.checks_pin_in_function:
+    pulumi.export("pinCheckUrl", line.pin_check_url)
 if not settings.publish:  # a stack that publishes makes no drafts (one saved in the Console is drift)
     pulumi.export("draftRevision", line.draft_revision)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 
-from callmask.flow_template import load_template, render_flow
+from callmask import pin_function
+from callmask.call_simulation import CallSimulator
+from callmask.twiml_call import TwimlService
+
+from callmask.flow_gate import stack_definition
+from callmask.flow_template import flow_file, load_template
 from callmask.settings import LineSettings, parse_settings
 from callmask.stack_config import from_files
 from conftest import TEST_PINS
@@ -19,8 +27,9 @@ def stack_settings(stack: str) -> LineSettings:
 
 
 def rendered(stack: str = "dev") -> dict:
+    """The stack's flow as `pulumi up` renders it (a function-mode stack's with the stand-in Function URL)."""
     settings = stack_settings(stack)
-    return copy.deepcopy(render_flow(load_template(), settings.flow_values(), settings.pins))
+    return copy.deepcopy(stack_definition(settings, load_template(flow_file(settings.pin_check))))
 
 
 def widget(definition: dict, name: str) -> dict:
@@ -29,3 +38,27 @@ def widget(definition: dict, name: str) -> dict:
 
 def transition(definition: dict, name: str, event: str) -> dict:
     return next(t for t in widget(definition, name)["transitions"] if t["event"] == event)
+
+
+# scrypt at a small cost, for tests that run the Function many times (its real cost: functions/pin-kdf.json,
+# tested in tests/test_functions.py).
+FAST_KDF = {"N": 1024, "r": 8, "p": 1, "keylen": 32, "maxmem": 16 * 1024 * 1024}
+
+
+@lru_cache
+def pin_check_service(stack: str) -> TwimlService:
+    """The stack's PIN-check Function with digests of the test PINs, running under Node for the test run."""
+    settings = stack_settings(stack)
+    salt = pin_function.new_salt()
+    code = pin_function.deployed_code(pin_function.source(), settings.function_values(), settings.labeled_pins(),
+                                      salt, FAST_KDF)
+    function = pin_function.LocalFunction(code, Path(tempfile.mkdtemp(prefix="callmask-test-function-")))
+    atexit.register(function.close)
+    return function.service({pin_function.SALT_VARIABLE: salt})
+
+
+def stack_simulator(stack: str) -> CallSimulator:
+    """A simulator of the stack's flow; where its Function checks the PIN, that Function answers."""
+    settings = stack_settings(stack)
+    service = pin_check_service(stack) if settings.checks_pin_in_function else None
+    return CallSimulator(rendered(stack), pins=TEST_PINS, twiml_service=service)

@@ -1,20 +1,38 @@
-"""The three providers driven as the Pulumi engine drives them (check, create or diff/update, read,
-delete in dependency order; a failed step leaves the state as it was), for tests that need many runs."""
+"""The providers driven as the Pulumi engine drives them (check, create or diff/update or a replacement
+made before the old one is deleted, read, delete in dependency order, children `deleted_with` their
+Service skipped; a failed step leaves the state as it was), for tests that need many runs."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from callmask import pin_function
+from callmask.flow_template import canonical_json, load_template, FUNCTION_FLOW_FILE
 from callmask.providers.dialing_permissions import DialingPermissionsProvider
 from callmask.providers.phone_number import PhoneNumberProvider
+from callmask.providers.pin_salt import PinSaltProvider
+from callmask.providers.serverless import (
+    BuildProvider,
+    DeploymentProvider,
+    EnvironmentProvider,
+    FunctionProvider,
+    FunctionVersionProvider,
+    ServiceProvider,
+    VariablesProvider,
+)
 from callmask.providers.twilio_provider import ProviderError
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.providers.usage_trigger import SpendAlertProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
-from conftest import configured
+from callmask.settings import parse_settings
+from callmask.stack_config import from_files
+from conftest import TEST_PINS, configured
 from test_providers import flow_props
 
-ORDER = ("permissions", "flow", "number", "binding", "alert")
+FUNCTION_PARTS = ("salt", "service", "environment", "function", "version", "build", "variables", "deployment")
+ORDER = ("permissions", *FUNCTION_PARTS, "flow", "number", "binding", "alert")
+IN_SERVICE = FUNCTION_PARTS[2:]  # deleted with the Service
 
 
 class Line:
@@ -24,16 +42,34 @@ class Line:
         self.dialing_permissions, self.countries = dialing_permissions, countries
         self.prompts: dict[str, str] = {}
         self.publish, self.test_users = True, []  # the stack's callmask:publish and callmask:testUsers
+        self.pin_check, self.pins = "studio", {"alice": TEST_PINS[0], "bob": TEST_PINS[1]}  # callmask:pinCheck, :pins
         self.state: dict[str, tuple[str, dict[str, Any]]] = {}
         self.warned_voice_unknown = False  # the program's warning: destroy will clear, not restore
         self.providers = {"flow": configured(StudioFlowProvider), "number": configured(PhoneNumberProvider),
                           "binding": configured(VoiceBindingProvider), "alert": configured(SpendAlertProvider),
-                          "permissions": configured(DialingPermissionsProvider)}
+                          "permissions": configured(DialingPermissionsProvider), "salt": PinSaltProvider(),
+                          "service": configured(ServiceProvider), "environment": configured(EnvironmentProvider),
+                          "function": configured(FunctionProvider), "version": configured(FunctionVersionProvider),
+                          "build": configured(BuildProvider), "variables": configured(VariablesProvider),
+                          "deployment": configured(DeploymentProvider)}
+
+    def sid(self, key: str) -> str:
+        return self.state[key][1]["sid"]
 
     def inputs(self, key: str) -> dict[str, Any]:
         if key == "flow":
-            return {**flow_props(self.stack, **self.prompts), "publish": self.publish,
+            flow = {**flow_props(self.stack, **self.prompts), "publish": self.publish,
                     "test_users": list(self.test_users)}
+            if self.pin_check != "function":
+                return flow
+            values, _ = from_files(self.stack)
+            values.update(pins=self.pins, pinCheck="function", prompts={**values.get("prompts", {}), **self.prompts})
+            domain = self.state["environment"][1]["domain_name"]
+            return {**flow, "template": canonical_json(load_template(FUNCTION_FLOW_FILE)), "pins": [],
+                    "values": canonical_json(parse_settings(values).flow_values()),
+                    "pin_check_url": f"https://{domain}{pin_function.FUNCTION_PATH}"}
+        if key in FUNCTION_PARTS:
+            return self.function_inputs(key)
         if key == "alert":
             return {"stack": self.stack, **self.spend_alert}
         if key == "permissions":
@@ -46,13 +82,50 @@ class Line:
         return {"phone_number_sid": number["sid"], "flow_sid": flow_sid, "voice_url": flow["webhook_url"],
                 "voice_method": "POST", "voice_before": number.get("voice_before")}
 
+    def function_inputs(self, key: str) -> dict[str, Any]:
+        """The PIN-check Function's resources, as infra/callmask/line.py declares them."""
+        if key == "salt":
+            return {"stack": self.stack}
+        if key == "service":
+            return {"unique_name": f"callmask-{self.stack}", "friendly_name": f"callmask {self.stack}: PIN check"}
+        service, salt = {"service_sid": self.sid("service")}, self.state["salt"][1]["salt"]
+        if key == "environment":
+            return {**service, "unique_name": "live"}
+        if key == "function":
+            return {**service, "friendly_name": "pin-check"}
+        if key == "version":
+            values, _ = from_files(self.stack)
+            values.update(pins=self.pins, pinCheck="function")
+            function_values = parse_settings(values).function_values()
+            return {**service, "function_sid": self.sid("function"), "path": pin_function.FUNCTION_PATH,
+                    "visibility": "protected", "source": pin_function.source(),
+                    "values": canonical_json(function_values), "labels": sorted(self.pins), "pins": dict(self.pins),
+                    "salt": salt}
+        if key == "build":
+            return {**service, "function_versions": [self.sid("version")],
+                    "dependencies": json.dumps([pin_function.twilio_dependency()]), "runtime": pin_function.RUNTIME}
+        environment = {**service, "environment_sid": self.sid("environment")}
+        if key == "variables":
+            return {**environment, "variables": {pin_function.SALT_VARIABLE: salt}}
+        return {**environment, "build_sid": self.sid("build")}
+
     def keys(self) -> tuple[str, ...]:
         return tuple(key for key in ORDER if (key != "alert" or self.spend_alert)
-                     and (key != "permissions" or self.dialing_permissions != "off"))
+                     and (key != "permissions" or self.dialing_permissions != "off")
+                     and (key not in FUNCTION_PARTS or self.pin_check == "function"))
 
     def up(self) -> None:
+        """Creates and updates in order, then what was replaced or is no longer declared is deleted, as
+        the engine does it (a Service's children go with it)."""
+        self.replaced: list[tuple[str, str, dict[str, Any]]] = []
         for key in self.keys():
             self.apply(key, self.inputs(key))
+        removed = [key for key in reversed(ORDER) if key in self.state and key not in self.keys()]
+        for key, id_, outs in [*self.replaced, *((key, *self.state[key]) for key in removed)]:
+            if not (key in IN_SERVICE and "service" in removed):  # else deleted with the Service
+                self.providers[key].delete(id_, outs)
+        for key in removed:
+            del self.state[key]
 
     def apply(self, key: str, news: dict[str, Any]) -> None:
         provider = self.providers[key]
@@ -65,8 +138,12 @@ class Line:
         id_, olds = self.state[key]
         checked = checked_inputs(provider, olds, news)
         diff = provider.diff(id_, olds, checked.inputs)
-        assert not diff.replaces, f"{key}: these tests never change what forces a replacement"
-        if diff.changes:
+        if diff.replaces:
+            assert key in FUNCTION_PARTS, f"{key}: these tests never change what forces a replacement"
+            created = provider.create(checked.inputs)
+            self.state[key] = (created.id, created.outs)
+            self.replaced.append((key, id_, olds))
+        elif diff.changes:
             self.state[key] = (id_, provider.update(id_, olds, checked.inputs).outs)
 
     def refresh(self) -> None:
@@ -85,7 +162,7 @@ class Line:
                 continue
             id_, outs = self.state[key]
             # Without releaseNumberOnDestroy the number has retainOnDelete: the engine never deletes it.
-            if key != "number" or self.release:
+            if (key != "number" or self.release) and not (key in IN_SERVICE and "service" in self.state):
                 self.providers[key].delete(id_, outs)
             del self.state[key]
 

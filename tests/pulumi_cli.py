@@ -21,7 +21,7 @@ from callmask.demo import copy_project
 REPO = Path(__file__).resolve().parents[1]
 TOOLS_BIN = REPO / ".tools" / "bin"
 VENV_BIN = REPO / ".venv" / "bin"
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "flow", "infra")
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "flow", "functions", "infra")
 PASSPHRASE = "engine-test-passphrase-7c1d9e2a"
 COMMAND_SECONDS = 180
 

@@ -53,6 +53,12 @@ class LineMocks(pulumi.runtime.Mocks):
             sid = "FW" + "1" * 32
             outputs.update(sid=sid, webhook_url=WEBHOOK.format(account=ACCOUNT_SID, sid=sid), revision=1, drift="")
             return sid, outputs
+        if args.typ.endswith(":ServerlessEnvironment"):
+            outputs.update(sid="ZE" + "3" * 32, domain_name=f"callmask-{args.name}-1234.twil.io")
+            return outputs["sid"], outputs
+        if args.typ.endswith(":PinSalt"):
+            outputs.update(salt="c2FsdHNhbHRzYWx0c2FsdA==")
+            return args.name + "-id", outputs
         if args.typ.endswith(":PhoneNumber"):
             sid = "PN" + "2" * 32
             outputs.update(sid=sid, phone_number=args.inputs["selection"].get("number", "+14155550100"), purchased=True)
@@ -73,6 +79,9 @@ class Registration:
     retain_on_delete: bool
     protect: bool
     additional_secret_outputs: list[str]
+    deleted_with: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    urn: str = ""
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -86,8 +95,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 type=request.type, name=request.name, parent=request.parent,
                 inputs=rpc.deserialize_properties(request.object),
                 raw_inputs=request.object, retain_on_delete=request.retainOnDelete, protect=request.protect,
-                additional_secret_outputs=list(request.additionalSecretOutputs)))
-        return super().RegisterResource(request)
+                additional_secret_outputs=list(request.additionalSecretOutputs), deleted_with=request.deletedWith,
+                dependencies=list(request.dependencies)))
+        response = super().RegisterResource(request)
+        if self.registrations and self.registrations[-1].name == request.name:
+            self.registrations[-1].urn = response.urn
+        return response
 
 
 @dataclass

@@ -10,11 +10,12 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from callmask import call_audit
-from callmask.cli import load_stack_flow
+from callmask import call_audit, pin_function
+from callmask.command_flow import load_stack_flow
 from callmask.deployed_stack import DeployedStack, StackUnreadable
 from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
 from conftest import TEST_PINS
+from flow_fixtures import FAST_KDF, stack_settings
 from line_driver import Line
 
 LINE_NUMBER, CALLER = "+14155550142", "+14155550123"
@@ -24,34 +25,50 @@ DAY_AGO = NOW - timedelta(hours=24)
 
 
 @pytest.fixture
-def deployed(twilio: LocalTwilio) -> DeployedStack:
-    twilio.own_number(LINE_NUMBER)
-    line = Line("prod", {"mode": "number", "number": LINE_NUMBER}, release=False)
-    line.up()
-    return DeployedStack("prod", CREDENTIALS, {"flowSid": line.state["flow"][0]})
+def stack(request) -> str:
+    """dev checks its PINs in Studio, prod in its Function (the default here)."""
+    return getattr(request, "param", "prod")
+
+
+BOTH_MODES = pytest.mark.parametrize("stack", ["dev", "prod"], indirect=True)
 
 
 @pytest.fixture
-def roles() -> call_audit.FlowRoles:
-    flow = load_stack_flow("prod", argparse.Namespace(pins=None, placeholders_announced=True))
+def deployed(twilio: LocalTwilio, stack, monkeypatch) -> DeployedStack:
+    monkeypatch.setattr(pin_function, "kdf", lambda: FAST_KDF)
+    twilio.own_number(LINE_NUMBER)
+    line = Line(stack, {"mode": "number", "number": LINE_NUMBER}, release=False, countries=("US", "CA", "GB"))
+    line.pin_check = stack_settings(stack).pin_check
+    line.up()
+    return DeployedStack(stack, CREDENTIALS, {"flowSid": line.state["flow"][0]})
+
+
+@pytest.fixture
+def roles(stack) -> call_audit.FlowRoles:
+    flow = load_stack_flow(stack, argparse.Namespace(pins=None, placeholders_announced=True))
     return call_audit.FlowRoles(flow.definition, flow.pins, flow.allowed_countries)
 
 
-def test_every_outcome_newest_first_with_no_pin(twilio, deployed, roles):
+def accepted(stack: str) -> str:
+    return "PIN accepted (alice)" if stack_settings(stack).checks_pin_in_function else "PIN accepted"
+
+
+@BOTH_MODES
+def test_every_outcome_newest_first_with_no_pin(twilio, deployed, roles, stack):
     pin, other = TEST_PINS
     twilio.place_call(LINE_NUMBER, CALLER, [pin + "#", "14155550777#"], duration=185)
     twilio.place_call(LINE_NUMBER, CALLER, [pin + "#", "14155550777#"], dial_status="busy")
-    twilio.place_call(LINE_NUMBER, CALLER, [other + "#", "14155550777#"], dial_status="no-answer")
+    twilio.place_call(LINE_NUMBER, CALLER, [other + "#", "14155550777#"], dial_status="no-answer")  # bob's
     twilio.place_call(LINE_NUMBER, "+442079460000", [pin + "#", "18765550123#"])
     twilio.place_call(LINE_NUMBER, CALLER, [pin + "#", other + "#"])  # a PIN keyed in as the number
     twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"])
     twilio.place_call(LINE_NUMBER, CALLER, [])
     twilio.place_call(LINE_NUMBER, CALLER, [pin + "#"], hangup=True)
     records = call_audit.read_calls(deployed, roles, DAY_AGO, TEST_PINS)
+    ok, bob = accepted(stack), accepted(stack).replace("alice", "bob")
     assert [(r.pin, r.outcome) for r in records] == [
-        ("PIN accepted", "hung up"), ("", "no input"), ("refused", "refused PIN"),
-        ("PIN accepted", "refused number"), ("PIN accepted", "refused number"), ("PIN accepted", "no answer"),
-        ("PIN accepted", "busy"), ("PIN accepted", "connected")]
+        (ok, "hung up"), ("", "no input"), ("refused", "refused PIN"), (ok, "refused number"),
+        (ok, "refused number"), (bob, "no answer"), (ok, "busy"), (ok, "connected")]
     connected = records[-1]
     assert (connected.destination, connected.country, connected.allowed, connected.duration_seconds) == \
         ("+14155550777", "US", True, 185)
@@ -59,13 +76,14 @@ def test_every_outcome_newest_first_with_no_pin(twilio, deployed, roles):
     assert (jamaica.destination, jamaica.country, jamaica.allowed, jamaica.caller) == \
         ("+18765550123", "JM", False, "+4420******00")
     assert records[3].destination == "(withheld: holds a PIN of the line, 8 digits)"
-    printed = call_audit.table(records, "prod", DAY_AGO) + call_audit.as_json(records)
+    printed = call_audit.table(records, stack, DAY_AGO) + call_audit.as_json(records)
     assert "JM  !! NOT ALLOWED" in printed and "!! 2 asked for destinations outside" in printed
     for secret in (*TEST_PINS, "13572468", CALLER):
         assert secret not in printed
     assert json.loads(call_audit.as_json(records))[-1]["duration_seconds"] == 185
 
 
+@BOTH_MODES
 def test_a_destination_outside_the_allowed_countries_that_was_dialed_is_called_out(twilio, deployed, roles):
     twilio.edit_flow_in_console(deployed.flow_sid, lambda d: next(
         s for s in d["states"] if s["name"] == "check_number")["transitions"][1]["conditions"][0].update(value=".*"))
@@ -119,6 +137,7 @@ def test_a_deleted_flow_and_missing_credentials_are_one_line(twilio, deployed, r
         call_audit.read_calls(without, roles, DAY_AGO, TEST_PINS)
 
 
+@pytest.mark.parametrize("stack", ["dev"], indirect=True)
 def test_an_execution_and_a_step_keep_the_context_studio_keeps(twilio, deployed):
     """What Studio keeps, and so what `calls` must drop: the fake's executions hold the gathered digits."""
     made = twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"])

@@ -10,11 +10,12 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-from callmask.cli import PINS_VARIABLE, main, placeholder_pins
+from callmask.cli import main
+from callmask.command_flow import PINS_VARIABLE, placeholder_pins
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.stack_config import PROJECT_DIR, stack_names
 from conftest import TEST_PINS, configured
-from flow_fixtures import rendered, widget
+from flow_fixtures import rendered, widget, stack_settings
 from test_providers import flow_props
 
 PINS_ARG = ",".join(TEST_PINS)
@@ -44,9 +45,12 @@ def test_render_is_exactly_what_the_provider_deploys(capsys, twilio):
 @pytest.mark.parametrize("stack", stack_names())
 def test_render_masks_pins_unless_revealed(capsys, stack):
     _, masked, _ = run(capsys, "render", "--stack", stack, "--pins", PINS_ARG)
-    assert not any(pin in masked for pin in TEST_PINS) and "********,********" in masked
     _, revealed, _ = run(capsys, "render", "--stack", stack, "--pins", PINS_ARG, "--reveal")
-    assert PINS_ARG in revealed
+    assert not any(pin in masked for pin in TEST_PINS)
+    if stack_settings(stack).checks_pin_in_function:  # no PIN in the flow to mask or reveal
+        assert masked == revealed and "********" not in masked and "add-twiml-redirect" in masked
+    else:
+        assert "********,********" in masked and PINS_ARG in revealed
 
 
 def test_pins_from_the_environment_and_placeholders_said_so(capsys, monkeypatch):
@@ -190,8 +194,8 @@ def test_diff_of_two_templates_rendered_for_a_stack(capsys, tmp_path):
     widget(template, "gather_pin")["properties"]["timeout"] = 10
     changed = tmp_path / "conference.json"
     changed.write_text(json.dumps(template))
-    code, out, _ = run(capsys, "diff", "--stack", "prod", str(PROJECT_DIR / "flow" / "conference.json"), str(changed))
-    assert code == 0 and "`gather_pin` timeout: 20 → 10" in out
+    code, out, _ = run(capsys, "diff", "--stack", "dev", str(PROJECT_DIR / "flow" / "conference.json"), str(changed))
+    assert code == 0 and "`gather_pin` timeout: 15 → 10" in out
 
 
 def test_validate_a_stack_runs_the_deploy_gate(capsys, tmp_path):
@@ -275,3 +279,40 @@ def test_diff_masks_only_known_pins(capsys, tmp_path):
         path.write_text(json.dumps(document))
     code, out, _ = run(capsys, "diff", *map(str, paths))
     assert code == 0 and "`menu` “sales”: equal_to `1` → equal_to `2`" in out and "*" not in out.replace("**", "")
+
+
+# ---- prod: its PIN checked by its Function, which `simulate` runs under Node ----
+
+def test_simulate_plays_the_stacks_function(capsys):
+    code, out, err = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--press", TEST_PINS[1] + "#",
+                         "--press", "14155550123#")
+    assert code == 0 and out.splitlines()[-1] == "outcome: connected (dialed +14155550123)"
+    assert "[check_pin] returned verdict=ok, label=pins[1]" in out and "[check_pin] gathered: ******** -> return" in out
+    assert not any(pin in out + err for pin in TEST_PINS)
+    for presses, outcome in (([], "no_input"), (["13572468#"], "rejected_pin"), ([TEST_PINS[0][:5] + "#"], "rejected_pin")):
+        code, out, _ = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--json",
+                           *[arg for keys in presses for arg in ("--press", keys)])
+        played = json.loads(out)
+        assert (code, played["outcome"], played["dialed"]) == (0, outcome, None), presses
+    code, out, _ = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--outcome", "check_pin=fail")
+    assert code == 0 and "[say_invalid_pin]" in out and "dials" not in out, "a failing Function opens nothing"
+
+
+def test_simulate_without_node_says_what_to_install(capsys, monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name, *args, **kwargs: None)
+    code, out, err = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--press", TEST_PINS[0] + "#")
+    assert code == 1 and err.strip() == (
+        "callmask: error: running the PIN-check Function needs Node 20+ and its packages: run `make setup`")
+
+
+def test_the_function_flow_validates_draws_and_diffs_its_redirect(capsys, tmp_path):
+    code, out, _ = run(capsys, "validate", "--stack", "prod", "--pins", PINS_ARG)
+    assert code == 0 and out.strip() == "conference-function.json for stack prod: sound (10 widgets)"
+    code, out, _ = run(capsys, "diagram", "--stack", "prod", "--pins", PINS_ARG)
+    assert 'w_check_pin -->|"return"| w_pin_verdict' in out and "add-twiml-redirect" in out
+    changed = json.loads((PROJECT_DIR / "flow" / "conference-function.json").read_text())
+    widget(changed, "check_pin")["properties"]["method"] = "GET"
+    (tmp_path / "new.json").write_text(json.dumps(changed))
+    code, out, _ = run(capsys, "diff", "--stack", "prod", str(PROJECT_DIR / "flow" / "conference-function.json"),
+                       str(tmp_path / "new.json"))
+    assert code == 0 and "`check_pin` method: POST → GET" in out

@@ -57,6 +57,7 @@ def assert_no_secret(text: str, where: str) -> None:
 def rendered_definition(stack: str, root) -> dict:
     values, _ = from_files(stack, root)
     values["pins"], values["testUsers"] = TEST_PINS, []  # the test users do not change the definition
+    values["pinCheck"] = "studio"
     values.pop("publish", None)
     return render_flow(load_template(root / "flow" / "conference.json"), parse_settings(values).flow_values(),
                        TEST_PINS)
@@ -83,6 +84,9 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
         "callmask: error: `pulumi config --stack prod` failed: no stack named 'prod' found")
     line.run("stack", "init", "prod")
     line.run_line(readme_pin_command())
+    # The staged rollout on a prod line that checks its PINs in Studio (function mode:
+    # tests/test_pin_function_lifecycle.py).
+    line.run("config", "set", "callmask:pinCheck", "studio")
     line.run("config", "set", "twilio:accountSid", ACCOUNT_SID)
     line.run("config", "set", "--secret", "twilio:authToken", AUTH_TOKEN)
     line.run("config", "set", "--path", "--secret", "callmask:testUsers[0]", TESTER)  # a test user may be secret

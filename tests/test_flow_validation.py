@@ -184,3 +184,49 @@ def test_what_validation_takes_for_simple_liquid_python_liquid_parses(text):
     from liquid import Environment
     assert SIMPLE_OUTPUT.fullmatch(text)
     Environment().parse(text)
+
+
+# ---- a PIN checked by the line's Function (prod: callmask:pinCheck function) ----
+
+def function_problems_after(change) -> list[str]:
+    definition = rendered("prod")
+    change(definition)
+    return [f"{p.widget}: {p.what}" for p in validate(definition, 8, TEST_PINS) if not p.warning]
+
+
+def verdict_branch(definition: dict, value: str) -> dict:
+    return next(t for t in widget(definition, "pin_verdict")["transitions"]
+                if t["event"] == "match" and t["conditions"][0]["value"] == value)
+
+
+def test_the_function_flow_holds_no_pin_and_its_verdict_is_the_pin_gate():
+    definition = rendered("prod")
+    assert not any(pin in str(definition) for pin in TEST_PINS)
+    assert widget(definition, "check_pin")["type"] == "add-twiml-redirect"
+    # Sending the `noinput` verdict on to the number prompt opens the line without a PIN.
+    found = function_problems_after(lambda d: verdict_branch(d, "noinput").update(next="gather_number"))
+    assert "connect_call: can be reached without a matched PIN check" in found
+    # So does a redirect whose time-out or failure skips the verdict.
+    found = function_problems_after(lambda d: transition(d, "check_pin", "timeout").update(next="gather_number"))
+    assert "connect_call: can be reached without a matched PIN check" in found
+    found = function_problems_after(lambda d: verdict_branch(d, "ok")["conditions"][0].update(type="not_equal_to"))
+    assert "pin_verdict: no branch matches exactly the verdict ok, so no PIN ever passes" in found
+    assert "connect_call: can be reached without a matched PIN check" in found
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda d: widget(d, "check_pin")["properties"].pop("timeout"),
+     "check_pin: timeout is 14400 (Studio's default is 14400 s, four hours)"),
+    (lambda d: widget(d, "check_pin")["properties"].update(timeout="3600"), "check_pin: timeout is 3600"),
+    (lambda d: widget(d, "check_pin")["properties"].update(url="http://pin.example.com/pin-check?flowSid={{flow.flow_sid}}"),
+     "check_pin: the PIN-check URL is not https"),
+    (lambda d: widget(d, "check_pin")["properties"].update(url="https://pin.example.com/pin-check"),
+     "check_pin: the URL does not pass flowSid={{flow.flow_sid}}"),
+    (lambda d: transition(d, "check_pin", "return").update(next="say_invalid_pin"),
+     "check_pin: the return transition goes to 'say_invalid_pin', not to the verdict check pin_verdict"),
+    (lambda d: widget(d, "say_goodbye")["properties"].update(say=f"Your PIN {TEST_PINS[0]} worked."),
+     "say_goodbye: a PIN appears outside the PIN condition"),
+])
+def test_each_function_rule_names_its_widget(change, expected):
+    assert any(problem.startswith(expected) for problem in function_problems_after(change)), \
+        function_problems_after(change)

@@ -89,10 +89,10 @@ def test_a_request_outside_the_spec_is_refused_naming_the_parameter_every_time(t
 
 
 def test_a_route_it_does_not_serve_is_a_404_that_says_so(twilio):
-    answer = requests.get(f"{twilio.base_url}/v1/Services", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    answer = requests.get(f"{twilio.base_url}/v1/Sims", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
     assert answer.status_code == 404
-    assert answer.json()["message"].startswith("The local Twilio does not serve GET /v1/Services: it serves Studio Flows")
-    assert twilio.unserved == ["GET /v1/Services"]
+    assert answer.json()["message"].startswith("The local Twilio does not serve GET /v1/Sims: it serves Studio Flows")
+    assert twilio.unserved == ["GET /v1/Sims"]
     twilio.unserved.clear()
 
 
@@ -116,13 +116,13 @@ def test_callmask_local_twilio_serves_a_stack_and_says_what_it_refuses(monkeypat
         refused = requests.post(f"{base_url}/v2/Flows", data={"FriendlyName": "x", "Status": "live", "Definition": "{}"},
                                 auth=auth, timeout=5)
         assert refused.status_code == 400 and "parameter Status: 'live' is not one of ['draft', 'published']" in refused.text
-        assert requests.get(f"{base_url}/v1/Services", auth=auth, timeout=5).status_code == 404
+        assert requests.get(f"{base_url}/v1/Sims", auth=auth, timeout=5).status_code == 404
     finally:
         server.send_signal(signal.SIGINT)
         _, log = server.communicate(timeout=20)
     assert server.returncode == 0
     assert "POST /v2/Flows -> 201" in log and "POST /v2/Flows -> 400: Invalid request POST /v2/Flows: parameter Status" in log
-    assert "GET /v1/Services -> 404: The local Twilio does not serve GET /v1/Services" in log
+    assert "GET /v1/Sims -> 404: The local Twilio does not serve GET /v1/Sims" in log
     assert "Traceback" not in log
 
 

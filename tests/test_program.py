@@ -10,7 +10,9 @@ import pytest
 from callmask.cli import main
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.stack_config import stack_names
+from callmask.flow_gate import STAND_IN_PIN_CHECK_URL
 from conftest import TEST_PINS, configured
+from flow_fixtures import stack_settings
 from pulumi.runtime.rpc import is_rpc_secret
 from pulumi_harness import WEBHOOK, engine_config, run_program
 from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -32,13 +34,19 @@ def deploy(stack, **overrides):
     return run_program(stack, config, secret_keys)
 
 
+LINE_TYPES = ["callmask:index:DialOutLine", "pulumi-python:dynamic/twilio:DialingPermissions",
+              "pulumi-python:dynamic/twilio:PhoneNumber", "pulumi-python:dynamic/twilio:StudioFlow",
+              "pulumi-python:dynamic/twilio:VoiceBinding"]
+FUNCTION_TYPES = ["pulumi-python:dynamic/callmask:PinSalt", *(f"pulumi-python:dynamic/twilio:{name}" for name in (
+    "EnvironmentVariables", "FunctionVersion", "ServerlessBuild", "ServerlessDeployment", "ServerlessEnvironment",
+    "ServerlessFunction", "ServerlessService"))]
+
+
 def test_program_registers_the_line_with_its_children(stack):
     run = deploy(stack)
     assert run.error is None
     types = sorted(r.type for r in run.registrations)
-    assert types == ["callmask:index:DialOutLine", "pulumi-python:dynamic/twilio:DialingPermissions",
-                     "pulumi-python:dynamic/twilio:PhoneNumber", "pulumi-python:dynamic/twilio:StudioFlow",
-                     "pulumi-python:dynamic/twilio:VoiceBinding"]
+    assert types == sorted(LINE_TYPES + (FUNCTION_TYPES if stack_settings(stack).checks_pin_in_function else []))
     line = run.resource("DialOutLine")
     for child in ("DialingPermissions", "StudioFlow", "PhoneNumber", "VoiceBinding"):
         assert run.resource(child).parent.endswith("DialOutLine::line"), child
@@ -60,11 +68,16 @@ def test_stack_outputs_are_wired(stack):
 def test_flow_inputs_are_readable_template_and_values_with_secret_pins(stack):
     run = deploy(stack)
     flow = run.resource("StudioFlow")
-    assert is_rpc_secret(flow.inputs["pins"]) and flow.inputs["pins"]["value"] == TEST_PINS
+    in_function = stack_settings(stack).checks_pin_in_function
+    assert is_rpc_secret(flow.inputs["pins"]) and flow.inputs["pins"]["value"] == ([] if in_function else TEST_PINS)
     assert not is_rpc_secret(flow.inputs["template"]) and not is_rpc_secret(flow.inputs["values"])
     template, values = json.loads(flow.inputs["template"]), json.loads(flow.inputs["values"])
     assert template["initial_state"] == "Trigger"
-    assert values["pinLength"] == 8 and values["prompts.greeting"]
+    if in_function:  # the Function says the greeting and gathers the PIN
+        assert "pinLength" not in values and "prompts.greeting" not in values and values["pinCheckTimeout"] < 600
+        assert re.fullmatch(r"https://callmask-line-pin-environment-1234\.twil\.io/pin-check", flow.inputs["pin_check_url"])
+    else:
+        assert values["pinLength"] == 8 and values["prompts.greeting"] and "pin_check_url" not in flow.inputs
     assert flow.inputs["friendly_name"] == f"callmask-{stack}"
     assert "pins" in flow.additional_secret_outputs
     assert "definition" not in flow.inputs
@@ -102,7 +115,10 @@ def test_the_programs_flow_inputs_deploy_what_callmask_render_prints(stack, twil
     props = {key: value["value"] if is_rpc_secret(value) else value for key, value in inputs.items()}
     created = configured(StudioFlowProvider).create(props)
     assert main(["render", "--stack", stack, "--pins", ",".join(TEST_PINS), "--reveal"]) == 0
-    assert json.loads(capsys.readouterr().out) == twilio.flows[created.id]["definition"]
+    printed = capsys.readouterr().out
+    if "pin_check_url" in props:  # offline, before the Function exists, its URL is a stand-in
+        printed = printed.replace(STAND_IN_PIN_CHECK_URL, props["pin_check_url"])
+    assert json.loads(printed) == twilio.flows[created.id]["definition"]
 
 
 def test_pickled_providers_hold_no_credentials_or_pins(stack):
@@ -121,10 +137,30 @@ def test_number_options_follow_release_number_on_destroy(stack):
 
 
 def test_dev_and_prod_differ_where_they_should():
-    dev, prod = (json.loads(deploy(s).resource("StudioFlow").inputs["values"]) for s in ("dev", "prod"))
-    assert dev["prompts.greeting"] != prod["prompts.greeting"]
+    dev = json.loads(deploy("dev").resource("StudioFlow").inputs["values"])
+    prod = json.loads(deploy("prod").resource("FunctionVersion").inputs["values"])  # prod's Function greets
+    assert dev["prompts.greeting"] != prod["greeting"]
     dev_number, prod_number = (deploy(s).resource("PhoneNumber").inputs["selection"] for s in ("dev", "prod"))
     assert dev_number != prod_number
+
+
+def test_the_function_gets_secret_pins_by_label_and_goes_with_its_service():
+    run = run_program("prod", *engine_config("prod", {"alice": TEST_PINS[0], "bob": TEST_PINS[1]}))
+    version = run.resource("FunctionVersion")
+    assert is_rpc_secret(version.inputs["pins"]) and version.inputs["pins"]["value"] == {
+        "alice": TEST_PINS[0], "bob": TEST_PINS[1]}
+    assert version.inputs["labels"] == ["alice", "bob"], "a preview shows whose PIN changed"
+    assert version.inputs["visibility"] == "protected" and version.inputs["path"] == "/pin-check"
+    assert {"pins", "salt"} <= set(version.additional_secret_outputs)
+    assert is_rpc_secret(run.resource("EnvironmentVariables").inputs["variables"])
+    service = run.resource("ServerlessService")
+    children = [r for r in run.registrations if r.type in FUNCTION_TYPES and r.type.split(":")[-1] not in (
+        "ServerlessService", "PinSalt")]
+    assert len(children) == 6 and all(child.deleted_with == service.urn for child in children)
+    flow = run.resource("StudioFlow")
+    assert {run.resource("ServerlessDeployment").urn, run.resource("EnvironmentVariables").urn} <= set(flow.dependencies), \
+        "the flow points at the Function only once it is deployed and configured"
+    assert run.outputs["pinCheckUrl"] == flow.inputs["pin_check_url"]
 
 
 BAD_CONFIG = [
@@ -159,6 +195,14 @@ BAD_CONFIG = [
     ({"phoneNumber": {"search": {"country": "US", "near": "x"}}}, "callmask:phoneNumber.search.near: unknown key"),
     ({"releaseNumberOnDestroy": "yes"}, "callmask:releaseNumberOnDestroy: expected true or false"),
     ({"greeting": "Hi"}, "callmask:greeting: unknown key"),
+    ({"pinCheck": "functon"}, "callmask:pinCheck: expected one of studio, function, got 'functon'; did you mean function?"),
+    ({"pins": {"alice": "24681357", "Alice": "86420135"}}, "callmask:pins.Alice: the label is used twice"),
+    ({"pins": {"24681357": "86420135"}}, "callmask:pins: label 1 is not a name"),
+    ({"pins": {"room1234": "86420135"}}, "callmask:pins: label 1 holds 4 or more digits in a row"),
+    ({"pins": {"alice": "2468"}}, "callmask:pins.alice: has 4 digits; every PIN must have exactly pinLength (8)"),
+    ({"pins": {"alice": 24681357}}, "callmask:pins.alice: is a number, not text"),
+    ({"pins": {"alice": "24681357", "bob": "24681357"}}, "callmask:pins: gives the same PIN under two labels"),
+    ({"pins": {}}, "callmask:pins: expected a non-empty list of PINs, or a map of label -> PIN"),
     # The gate: no PIN in a non-secret value, nothing reads the PIN back.
     ({"prompts": {"goodbye": "Your PIN 24681357 worked."}}, "callmask:prompts.goodbye: contains one of the PINs"),
     ({"callerId": "+12468135799"}, "callmask:callerId: contains one of the PINs"),

@@ -20,8 +20,9 @@ from callmask.local_twilio import ACCOUNT_SID, TIMEOUT_AFTER
 
 
 def flow_props(stack: str = "dev", **prompts: str) -> dict:
+    """The flow's inputs for the stack with its PINs checked in Studio."""
     values, _ = from_files(stack)
-    values["pins"] = TEST_PINS
+    values["pins"], values["pinCheck"] = TEST_PINS, "studio"
     values["prompts"] = {**values.get("prompts", {}), **prompts}
     settings = parse_settings(values)
     return {"stack": stack, "friendly_name": f"callmask-{stack}", "template": canonical_json(load_template()),

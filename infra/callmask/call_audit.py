@@ -26,7 +26,8 @@ SINCE = re.compile(r"(\d{1,4})([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 CONNECTED = {"completed": "connected", "answered": "connected", "busy": "busy", "no-answer": "no answer",
              "failed": "failed", "canceled": "canceled"}
-REFUSED = ("refused PIN", "refused number", "no input", "hung up")
+REFUSED = ("refused PIN", "refused number", "no input", "hung up", "PIN check failed")
+LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}|pins\[\d{1,3}\]")  # a PIN's label as settings allow it
 PAGE_SIZE = 50
 
 
@@ -60,6 +61,8 @@ class FlowRoles:
     def __init__(self, definition: dict[str, Any], pins: list[str], allowed_countries: tuple[str, ...]):
         graph = FlowGraph(definition, pins)
         self.pin_checks = graph.pin_check_names
+        # Where the Function checks the PIN: each verdict check, and the TwiML Redirect whose verdict it reads.
+        self.verdicts = {str(s.get("name")): str((graph.verdict_source(s) or {}).get("name")) for s in graph.verdict_checks}
         self.number_checks = {str(s.get("name")) for s in graph.number_checks}
         self.dials = {str(s.get("name")): s for s in graph.of_type("connect-call-to")}
         self.gathers = {str(s.get("name")) for s in graph.of_type("gather-input-on-call")}
@@ -98,25 +101,41 @@ def record(execution: Any, steps: list[Any], context: dict[str, Any], roles: Flo
     return CallRecord(
         when=execution.date_created.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
         caller=masked_caller(execution.contact_channel_address or ""),
-        pin=pin_verdict(taken, roles),
+        pin=pin_verdict(taken, roles, widgets),
         destination=shown_destination(destination, pins),
         country=country,
         allowed=None if destination is None else country in roles.allowed_countries,
-        outcome=outcome(taken, roles, status),
+        outcome=outcome(taken, roles, status, widgets),
         duration_seconds=int(duration) if str(duration or "").isdigit() else None,
     )
 
 
-def pin_verdict(taken: list[tuple[str, str]], roles: FlowRoles) -> str:
+def pin_verdict(taken: list[tuple[str, str]], roles: FlowRoles, widgets: dict[str, Any]) -> str:
+    if verdict := function_verdict(taken, roles, widgets):
+        label = verdict.get("label")
+        if verdict.get("verdict") == "ok":  # the Function says whose PIN it was
+            return f"PIN accepted ({label})" if isinstance(label, str) and LABEL.fullmatch(label) else "PIN accepted"
+        return "" if verdict.get("verdict") == "noinput" else "refused"
     events = [event for name, event in taken if name in roles.pin_checks]
     if not events:
         return ""
     return "refused" if events[-1] == "noMatch" else "PIN accepted"
 
 
-def outcome(taken: list[tuple[str, str]], roles: FlowRoles, dial_status: str | None) -> str:
+def function_verdict(taken: list[tuple[str, str]], roles: FlowRoles, widgets: dict[str, Any]) -> dict[str, Any]:
+    """What the PIN-check Function returned to the flow (empty where it checked no PIN)."""
+    redirect = next((roles.verdicts[name] for name, _ in taken if name in roles.verdicts), None)
+    returned = widgets.get(redirect) if redirect else None
+    return returned if isinstance(returned, dict) else {}
+
+
+def outcome(taken: list[tuple[str, str]], roles: FlowRoles, dial_status: str | None, widgets: dict[str, Any]) -> str:
     if dial_status:
         return CONNECTED.get(dial_status, dial_status)
+    if any(name in roles.verdicts.values() and event in ("timeout", "fail") for name, event in taken):
+        return "PIN check failed"  # the Function never answered: no call is connected
+    if function_verdict(taken, roles, widgets).get("verdict") == "noinput":
+        return "no input"
     if any(name in roles.pin_checks and event == "noMatch" for name, event in taken):
         return "refused PIN"
     if any(name in roles.number_checks and event == "noMatch" for name, event in taken):

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 from typing import Any, Callable
 
+from callmask import twiml_call
 from callmask.flow_graph import FlowGraph, split_list
 from callmask.widget_library import EXTERNAL_OUTCOME_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
 
@@ -24,6 +25,7 @@ MAX_STEPS = 500
 DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
 DEFAULT_CALLER = "+14155550123"
 DEFAULT_LINE_NUMBER = "+15005550006"
+SIMULATED_ACCOUNT = "AC" + "0" * 32
 
 
 class SimulationError(Exception):
@@ -158,9 +160,12 @@ class CallSimulator:
     failed number check as `rejected_number`): the dial-out roles are never guessed."""
 
     def __init__(self, definition: dict[str, Any], line_number: str = DEFAULT_LINE_NUMBER,
-                 pins: list[str] | tuple[str, ...] | None = None):
+                 pins: list[str] | tuple[str, ...] | None = None, twiml_service: twiml_call.TwimlService | None = None):
+        """`twiml_service`: what answers a TwiML Redirect widget's URL (the line's PIN-check Function);
+        without one, the widget takes its first event."""
         self.graph = FlowGraph(definition, pins)
         self.line_number = line_number
+        self.twiml_service = twiml_service
         self.liquid = None  # python-liquid loads on the first template: validate and diagram never need it
         self.templates: dict[str, Any] = {}
         self.pin_checks = self.graph.pin_check_names
@@ -279,6 +284,7 @@ class _Walk:
         self.inputs, self.dial_status, self.hangup = inputs, dial_status, hangup
         self.outcomes, self.outputs, self.result = outcomes, outputs, result
         self.context: dict[str, Any] = {}
+        self.ended: str | None = None  # the outcome of a call that ended outside the flow
 
     def run(self) -> None:
         result = self.result
@@ -291,8 +297,8 @@ class _Walk:
                 raise SimulationError(f"the flow moves to {current!r}, which does not exist")
             step, index = self.step(state)
             result.steps.append(step)
-            if step.event is None:  # the caller hung up
-                result.outcome = "hangup"
+            if step.event is None:  # the caller hung up, or the call ended outside the flow
+                result.outcome = self.ended or "hangup"
                 return
             if step.widget in self.outputs:
                 self.context["widgets"].setdefault(step.widget, {}).update(self.outputs[step.widget])
@@ -405,6 +411,40 @@ class _Walk:
         step.event = "hangup" if self.hangs_up() else "recordingComplete"
         self.context["widgets"][step.widget] = {"RecordingUrl": "https://api.twilio.com/recording-simulated"}
 
+    def _add_twiml_redirect(self, step: Step, props: dict[str, Any]) -> None:
+        service = self.simulator.twiml_service
+        if service is None:
+            step.event = "return"
+            step.note = f"assumed return; choose another with --outcome {step.widget}=EVENT"
+            return
+        call = self.context["trigger"].get("call", {})
+        params = {"AccountSid": SIMULATED_ACCOUNT, "CallSid": call.get("CallSid", ""), "From": call.get("From", ""),
+                  "To": call.get("To", ""), "Direction": "inbound"}
+        webhook = f"https://webhooks.twilio.com/v1/Accounts/{SIMULATED_ACCOUNT}/Flows/{self.context['flow']['flow_sid']}"
+
+        hung_up = []
+
+        def keys() -> str | None:
+            given = self.next_input(step.widget, ("keys",))
+            if given is None and self.hangup:
+                hung_up.append(True)
+            return given.value if given else None
+
+        played = twiml_call.play(service, self.render(props.get("url"), step.widget), params, webhook, keys)
+        step.say = " ".join(played.said) or None
+        step.digits = played.digits
+        if hung_up:
+            return  # event None: the caller hangs up at the Function's gather
+        if played.returned is None:
+            step.note = played.ended
+            self.ended = "ended_outside_flow"
+            return
+        step.event = "return"
+        step.note = "returned " + (", ".join(f"{key}={value}" for key, value in played.returned.items()) or "nothing")
+        self.context["widgets"][step.widget] = dict(played.returned)
+        if played.digits == "" and self.result.outcome == "ended":
+            self.result.outcome = "no_input"
+
     def _capture_payments(self, step: Step, props: dict[str, Any]) -> None:
         step.event = "hangup" if self.hangs_up() else "success"
         step.note = f"assumed the payment succeeded; choose another with --outcome {step.widget}=EVENT"
@@ -439,16 +479,9 @@ class _Walk:
 
 def gather(props: dict[str, Any], pressed: str) -> str:
     """The digits a gather submits for what the caller pressed (control key excluded)."""
-    finish, limit = props.get("finish_on_key", "#"), props.get("number_of_digits")
+    limit = props.get("number_of_digits")
     limit = int(limit) if isinstance(limit, (int, str)) and str(limit).isdigit() else None
-    digits = ""
-    for key in pressed:
-        if finish and key == finish:
-            break
-        digits += key
-        if limit and len(digits) >= limit:
-            break
-    return digits
+    return twiml_call.gathered_digits(pressed, props.get("finish_on_key", "#"), limit)
 
 
 def nested_output(assignments: list[str]) -> dict[str, dict[str, Any]]:

@@ -28,11 +28,13 @@ def step_lines(step: call_simulation.Step, result: call_simulation.CallResult) -
         sent = event if step.type == "send-message" else ""
         lines.append(f"{prefix} sends to {step.message['to']}: “{step.message['body']}”{sent}")
     if step.event is None:
-        lines.append(f"{prefix} caller hangs up")
+        lines.append(f"{prefix} {step.note}" if step.note else f"{prefix} caller hangs up")
     elif step.type == "trigger":
         lines.append(f"{prefix} {TRIGGER_TEXT.get(step.event, step.event)}")
     elif step.digits is not None:
         lines.append(f"{prefix} gathered: {step.digits or 'nothing'}{event}")
+        if step.type == "add-twiml-redirect" and step.note:  # what the TwiML URL sent back to the flow
+            lines.append(f"{prefix} {step.note}")
     elif step.speech is not None:
         lines.append(f"{prefix} heard: “{step.speech}”{event}")
     elif step.reply is not None or step.type == "send-and-wait-for-reply":

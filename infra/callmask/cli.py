@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -20,102 +19,22 @@ from typing import Any
 
 from callmask import call_simulation, flow_diagram, flow_diff, flow_validation
 from callmask.call_transcript import TRIGGER_TEXT, transcript
-from callmask.flow_gate import FlowRefused, gate_problems
-from callmask.flow_graph import mask_pins
-from callmask.flow_template import (
-    DEFAULT_FLOW_FILE,
-    TemplateError,
-    load_template,
-    placeholders,
-    render_flow,
+from callmask.command_flow import (
+    PINS_VARIABLE,
+    CommandError,
+    given_pins,
+    load_file_flow,
+    load_flow,
+    load_stack_flow,
+    pin_check_service,
+    stand_in_flow,
 )
 from callmask.deployed_stack import StackUnreadable
-from callmask.settings import SettingsError, parse_settings
-from callmask.stack_config import PROJECT_DIR, StackFileError, from_files, is_encrypted
-
-PINS_VARIABLE = "CALLMASK_PINS"
-PLACEHOLDER_TEST_USERS = "+1500555"  # Twilio's range of magic test numbers
-
-
-class CommandError(Exception):
-    """Bad input: printed as one message, exit status 1."""
-
-
-@dataclass
-class LoadedFlow:
-    definition: dict[str, Any]
-    source: str
-    pin_length: int | None = None
-    line_number: str = call_simulation.DEFAULT_LINE_NUMBER
-    pins: list[str] = field(default_factory=list)
-    gate: list[str] | None = None  # for a stack: what the deploy's gate says (None for a flow file)
-    allowed_countries: tuple[str, ...] = ()
-    allowed_number_types: tuple[str, ...] = ()
-
-
-def placeholder_pins(length: int) -> list[str]:
-    """Obviously fake, yet valid, PINs for when none are given."""
-    return ["135792468013"[:length], "975310864297"[:length]]
-
-
-def chosen_pins(args: argparse.Namespace, pin_length: int) -> list[str]:
-    if given := given_pins(args):
-        return given
-    if not getattr(args, "placeholders_announced", False):
-        print(f"callmask: no PINs given (--pins or {PINS_VARIABLE}); using placeholder PINs, not the stack's.",
-              file=sys.stderr)
-        args.placeholders_announced = True
-    return placeholder_pins(pin_length)
-
-
-def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PROJECT_DIR,
-                    template_file: Path | None = None) -> LoadedFlow:
-    """The exact definition `pulumi up` would deploy for a stack (same settings and renderer)."""
-    values, others = from_files(stack, project_dir)
-    length = str(values.get("pinLength"))
-    values["pins"] = chosen_pins(args, int(length) if length.isascii() and length.isdigit() and len(length) < 3 else 8)
-    if isinstance(values.get("testUsers"), list):  # a secret test user stands in as a number that is no one's
-        values["testUsers"] = [f"{PLACEHOLDER_TEST_USERS}{index:04d}" if is_encrypted(user) else user
-                               for index, user in enumerate(values["testUsers"])]
-    settings = parse_settings(values, others)
-    template_path = template_file or project_dir / DEFAULT_FLOW_FILE.relative_to(PROJECT_DIR)
-    template = load_template(template_path)
-    definition = render_flow(template, settings.flow_values(), settings.pins)
-    line_number = settings.phone_number.number or call_simulation.DEFAULT_LINE_NUMBER
-    source = f"{template_path.name} for stack {stack}"
-    return LoadedFlow(definition, source, settings.pin_length, line_number, list(settings.pins),
-                      gate_problems(settings, template, source), settings.allowed_countries,
-                      settings.allowed_number_types)
-
-
-def load_file_flow(path: Path, allow_template: bool = False, pins: list[str] | None = None) -> LoadedFlow:
-    """A flow file; its PINs are known (and masked) only when the user gives them."""
-    definition = load_template(path)
-    if placeholders(definition) and not allow_template:
-        raise CommandError(f"{path} is a flow template (it has ${{...}} placeholders); "
-                           f"render it for a stack with --stack NAME")
-    if problems := flow_validation.shape_problems(definition):
-        raise CommandError("; ".join(problem.line(str(path)) for problem in problems))
-    return LoadedFlow(definition, str(path), pins=pins or [])
-
-
-def given_pins(args: argparse.Namespace) -> list[str] | None:
-    given = args.pins if args.pins is not None else os.environ.get(PINS_VARIABLE)
-    return [pin.strip() for pin in given.split(",") if pin.strip()] if given else None
-
-
-def load_flow(args: argparse.Namespace) -> LoadedFlow:
-    if getattr(args, "deployed", None):
-        if not args.stack:
-            raise CommandError("--deployed reads a stack's flow from Twilio: give --stack NAME")
-        from callmask.deployed_commands import deployed_flow
-        definition, source, pins, number = deployed_flow(args)
-        return LoadedFlow(definition, source, pins=pins, line_number=number or call_simulation.DEFAULT_LINE_NUMBER)
-    if args.stack:
-        return load_stack_flow(args.stack, args, args.project_dir, Path(args.file) if args.file else None)
-    if args.file:
-        return load_file_flow(Path(args.file), pins=given_pins(args))
-    raise CommandError("give --stack NAME (a Pulumi.NAME.yaml) or a flow FILE")
+from callmask.flow_gate import FlowRefused
+from callmask.flow_graph import mask_pins
+from callmask.flow_template import TemplateError, load_template
+from callmask.settings import SettingsError
+from callmask.stack_config import StackFileError, from_files, is_encrypted
 
 
 def mask(text: str, pins: list[str], reveal: bool) -> str:
@@ -149,7 +68,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Exit 0 when the execution ran to its end, 3 when it reached something the simulator cannot play."""
     flow = load_flow(args)
-    simulator = call_simulation.CallSimulator(flow.definition, flow.line_number, flow.pins or None)
+    with pin_check_service(flow) as function:
+        return simulated(args, flow, call_simulation.CallSimulator(flow.definition, flow.line_number,
+                                                                  flow.pins or None, function))
+
+
+def simulated(args: argparse.Namespace, flow, simulator: call_simulation.CallSimulator) -> int:
     try:
         result = simulator.run(args.inputs or [], dial_status=args.dial_status, hangup=args.hangup,
                                caller=args.caller, trigger=args.trigger, message=args.message,
@@ -207,26 +131,32 @@ def diff_against_base(args: argparse.Namespace) -> list[str]:
         base_dir = Path(checkout)
         project_dir = args.project_dir
         export_revision(args.base, project_dir, base_dir)
+        if args.stack:
+            return [stack_diff_against_base(args, project_dir, base_dir)]
         sections = []
         for current in sorted((project_dir / "flow").glob("*.json")):
             relative = current.relative_to(project_dir)
             base_file = base_dir / relative
-            if args.stack:
-                new = load_stack_flow(args.stack, args, project_dir, current)
-                old = (load_stack_flow(args.stack, args, base_dir, base_file).definition
-                       if base_file.exists() and (base_dir / f"Pulumi.{args.stack}.yaml").exists()
-                       else {"states": []})
-                changes = flow_diff.compare(old, new.definition, new.pins)
-                changes.pins_added = changes.pins_removed = 0  # the same PINs were rendered on both sides
-                if encrypted_pins(base_dir, args.stack) != encrypted_pins(project_dir, args.stack):
-                    changes.notes.append("the stack's encrypted PIN list changed (values not shown)")
-                title = f"Call flow for stack `{args.stack}`: {relative} at {args.base} → working tree"
-                sections.append(flow_diff.markdown(changes, title))
-            else:
-                old = load_template(base_file) if base_file.exists() else {"states": []}
-                changes = flow_diff.compare(old, load_template(current))
-                sections.append(flow_diff.markdown(changes, f"Call flow template {relative}: {args.base} → working tree"))
+            old = load_template(base_file) if base_file.exists() else {"states": []}
+            changes = flow_diff.compare(old, load_template(current))
+            sections.append(flow_diff.markdown(changes, f"Call flow template {relative}: {args.base} → working tree"))
         return sections
+
+
+def stack_diff_against_base(args: argparse.Namespace, project_dir: Path, base_dir: Path) -> str:
+    """The stack's rendered flow at GIT_REF against the working tree's (each from the template its
+    pinCheck picks)."""
+    new = load_stack_flow(args.stack, args, project_dir)
+    had_stack = (base_dir / f"Pulumi.{args.stack}.yaml").exists()
+    old = load_stack_flow(args.stack, args, base_dir) if had_stack else None
+    changes = flow_diff.compare(old.definition if old else {"states": []}, new.definition, new.pins)
+    changes.pins_added = changes.pins_removed = 0  # the same PINs were rendered on both sides
+    if encrypted_pins(base_dir, args.stack) != encrypted_pins(project_dir, args.stack):
+        changes.notes.append("the stack's encrypted PIN list changed (values not shown)")
+    before = f"{old.template} at {args.base}" if old else f"no stack at {args.base}"
+    after = "working tree" if old and old.template == new.template else f"{new.template} in the working tree"
+    title = f"Call flow for stack `{args.stack}`: {before} → {after}"
+    return flow_diff.markdown(changes, title)
 
 
 def export_revision(ref: str, project_dir: Path, target: Path) -> None:
@@ -335,13 +265,6 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=4010, help="the port to listen on (default 4010; 0: any free port)")
     commands.add_parser("demo", help="deploy the line to a local Twilio, call it and destroy it (make demo)")
     return top
-
-
-def stand_in_flow(args: argparse.Namespace) -> LoadedFlow:
-    """The stack's flow rendered with placeholder PINs, said nothing of: for the commands that read Twilio,
-    which need only the widgets' roles and the destinations."""
-    args.pins, args.placeholders_announced = None, True
-    return load_stack_flow(args.stack, args, args.project_dir)
 
 
 def cmd_calls(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from callmask.twilio_api import BASE_URL_VARIABLE, connect
 
 STACK = "demo"
 PIN_LENGTH = 8
-PROJECT_FILES = ("Pulumi.yaml", "flow", "infra")
+PROJECT_FILES = ("Pulumi.yaml", "flow", "functions", "infra")
 STACK_FILE = """\
 # The demo line: a number bought from the local Twilio (and released on destroy).
 config:
@@ -52,7 +52,7 @@ def copy_project(target: Path, names: tuple[str, ...] = PROJECT_FILES) -> None:
     for name in names:
         source = PROJECT_DIR / name
         if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
         else:
             shutil.copy2(source, target / name)
 

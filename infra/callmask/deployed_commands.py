@@ -11,6 +11,7 @@ from twilio.base.exceptions import TwilioException
 from callmask import call_audit, flow_diff
 from callmask.deployed_stack import DeployedStack, StackUnreadable, read_stack, twilio_failure
 from callmask.flow_graph import mask_pins
+from callmask.settings import list_labels
 
 REVISIONS = {"published": "LatestPublished", "draft": "LatestRevision"}
 
@@ -19,19 +20,22 @@ def calls(args: argparse.Namespace, definition: dict, pins: list[str], allowed_c
     """The report; `definition` is the stack's flow rendered with stand-in `pins`, for the widgets' roles."""
     since = call_audit.since_moment(args.since, datetime.now(timezone.utc))
     stack = read_stack(args.stack, args.project_dir)
-    secret_pins = stack_pins(stack)
+    secret_pins = list(stack_pins(stack).values())
     roles = call_audit.FlowRoles(definition, pins, allowed_countries)
     records = call_audit.read_calls(stack, roles, since, secret_pins)
     text = call_audit.as_json(records) if args.json else call_audit.table(records, stack.name, since)
     return mask_pins(text, secret_pins)
 
 
-def stack_pins(stack: DeployedStack) -> list[str]:
+def stack_pins(stack: DeployedStack) -> dict[str, str]:
+    """The stack's PINs by label (a list's are labeled pins[0], pins[1], ...)."""
     pins = stack.config.get("callmask:pins")
-    if not isinstance(pins, list) or not pins:
-        raise StackUnreadable(f"stack {stack.name} has no callmask:pins, so the PINs in its deployed flow could not "
-                              "be masked: nothing is shown")
-    return [str(pin) for pin in pins]
+    if isinstance(pins, list) and pins:
+        return dict(zip(list_labels(len(pins)), map(str, pins)))
+    if isinstance(pins, dict) and pins:
+        return {str(label): str(pin) for label, pin in pins.items()}
+    raise StackUnreadable(f"stack {stack.name} has no callmask:pins, so the PINs in its deployed flow could not "
+                          "be masked: nothing is shown")
 
 
 def revision(stack: DeployedStack, which: str) -> tuple[dict, int, str]:
@@ -44,7 +48,7 @@ def revision(stack: DeployedStack, which: str) -> tuple[dict, int, str]:
     return found.definition or {}, found.revision, f"stack {stack.name}, revision {found.revision} ({found.status})"
 
 
-def deployed_flow(args: argparse.Namespace) -> tuple[dict, str, list[str], str | None]:
+def deployed_flow(args: argparse.Namespace) -> tuple[dict, str, dict[str, str], str | None]:
     """For `simulate --deployed`: the definition, its name, the stack's PINs and its number."""
     stack = read_stack(args.stack, args.project_dir)
     definition, _, source = revision(stack, args.deployed)
@@ -54,7 +58,7 @@ def deployed_flow(args: argparse.Namespace) -> tuple[dict, str, list[str], str |
 def deployed_diff(args: argparse.Namespace) -> str:
     """The draft test users get against the published revision every other caller gets."""
     stack = read_stack(args.stack, args.project_dir)
-    pins = stack_pins(stack)
+    pins = list(stack_pins(stack).values())
     published, published_number, published_name = revision(stack, "published")
     draft, draft_number, draft_name = revision(stack, "draft")
     if draft_number == published_number:

@@ -9,7 +9,11 @@ from typing import Any
 from callmask.flow_graph import mask_pins
 from callmask.flow_template import render_flow
 from callmask.flow_validation import validate
+from callmask.pin_function import FUNCTION_PATH
 from callmask.settings import LineSettings
+
+# Where a flow rendered before its Function exists (the gate, the offline commands) sends the PIN check.
+STAND_IN_PIN_CHECK_URL = f"https://callmask-pin-check.twil.io{FUNCTION_PATH}"
 
 
 class FlowRefused(ValueError):
@@ -26,7 +30,7 @@ def gate_problems(settings: LineSettings, template: dict[str, Any], source: str)
                 "and the state); keep PINs only in callmask:pins"
                 for key, value in settings.flow_values().items()
                 if isinstance(value, str) and any(pin in value for pin in settings.pins)]
-    definition = render_flow(template, settings.flow_values(), settings.pins)
+    definition = stack_definition(settings, template)
     problems += [problem.line(source) for problem in validate(definition, settings.pin_length, settings.pins)
                  if not problem.warning]
     return [mask_pins(problem, settings.pins) for problem in problems]
@@ -35,3 +39,12 @@ def gate_problems(settings: LineSettings, template: dict[str, Any], source: str)
 def check_flow(settings: LineSettings, template: dict[str, Any], source: str) -> None:
     if problems := gate_problems(settings, template, source):
         raise FlowRefused(problems)
+
+
+def stack_definition(settings: LineSettings, template: dict[str, Any],
+                     pin_check_url: str = STAND_IN_PIN_CHECK_URL) -> dict[str, Any]:
+    """The stack's flow: with its PINs in the PIN check, or (pinCheck function) with none and the URL of
+    the Function that checks them."""
+    if settings.checks_pin_in_function:
+        return render_flow(template, settings.flow_values(), (), pin_check_url)
+    return render_flow(template, settings.flow_values(), settings.pins)

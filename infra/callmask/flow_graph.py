@@ -12,6 +12,8 @@ from typing import Any
 
 WIDGET_REFERENCE = re.compile(r"widgets\.([A-Za-z0-9_-]+)")
 DIGITS_REFERENCE = re.compile(r"widgets\.([A-Za-z0-9_-]+)\.Digits")
+VERDICT_REFERENCE = re.compile(r"\{\{\s*widgets\.([A-Za-z0-9_-]+)\.verdict\s*\}\}")
+PIN_ACCEPTED = "ok"  # the verdict of the line's PIN-check Function for a PIN on the list
 PIN_CONDITION_TYPES = ("matches_any_of", "equal_to")
 
 
@@ -146,6 +148,11 @@ class FlowGraph:
     # ---- roles ----
     @cached_property
     def pin_checks(self) -> list[dict[str, Any]]:
+        """The PIN gates: the literal PIN checks, then the verdict checks."""
+        return self.literal_pin_checks + self.verdict_checks
+
+    @cached_property
+    def literal_pin_checks(self) -> list[dict[str, Any]]:
         """Splits that compare with the line's known PINs (any of them: an old PIN list still counts).
         Without known PINs there are none: a menu comparing the caller's key with "1" is no PIN check."""
         if not self.known_pins:
@@ -156,8 +163,31 @@ class FlowGraph:
             for c in conditions(s))]
 
     @cached_property
+    def verdict_checks(self) -> list[dict[str, Any]]:
+        """Splits on the verdict a TwiML Redirect brought back (the line's PIN-check Function): a dial-out
+        role, so only for a line whose PINs are given."""
+        if self.known_pins is None:
+            return []
+        return [s for s in self.of_type("split-based-on") if self.verdict_source(s) is not None]
+
+    def verdict_source(self, split: dict[str, Any]) -> dict[str, Any] | None:
+        """The TwiML Redirect widget whose verdict a split examines."""
+        match = VERDICT_REFERENCE.fullmatch(str(split.get("properties", {}).get("input", "")).strip())
+        widget = self.by_name.get(match.group(1)) if match else None
+        return widget if widget is not None and widget.get("type") == "add-twiml-redirect" else None
+
+    @cached_property
     def pin_check_names(self) -> set[str]:
         return {str(s.get("name")) for s in self.pin_checks}
+
+    def pass_edges(self, check: dict[str, Any]) -> list[Edge]:
+        """The transitions by which a call passes a gate: every match of a PIN or number check; of a
+        verdict check, only a match on exactly the verdict `ok`."""
+        name = str(check.get("name"))
+        if check not in self.verdict_checks:
+            return self.match_edges(name)
+        transitions = check.get("transitions") or []
+        return [edge for edge in self.match_edges(name) if _accepts_only_ok(transitions[edge.index])]
 
     @cached_property
     def number_checks(self) -> list[dict[str, Any]]:
@@ -180,6 +210,12 @@ class FlowGraph:
         """The gather widget whose Digits a split examines."""
         match = DIGITS_REFERENCE.search(str(widget.get("properties", {}).get("input", "")))
         return match.group(1) if match else None
+
+
+def _accepts_only_ok(transition: dict[str, Any]) -> bool:
+    tests = [c for c in transition.get("conditions") or [] if isinstance(c, dict)]
+    return bool(tests) and any(c.get("type") == "equal_to" and str(c.get("value", "")).strip() == PIN_ACCEPTED
+                               for c in tests)
 
 
 def conditions(state: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,8 +17,15 @@ from typing import Any
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_.]*)\}")
 PINS = "pins"
+PIN_CHECK_URL = "pinCheckUrl"  # the PIN-check Function's URL: known once its Environment exists
 FLOW_DIR = Path(__file__).resolve().parents[2] / "flow"
 DEFAULT_FLOW_FILE = FLOW_DIR / "conference.json"
+FUNCTION_FLOW_FILE = FLOW_DIR / "conference-function.json"  # callmask:pinCheck function
+
+
+def flow_file(pin_check: str) -> Path:
+    """The template of a stack's flow: the PIN checked in the flow, or by the line's Function."""
+    return FUNCTION_FLOW_FILE if pin_check == "function" else DEFAULT_FLOW_FILE
 
 
 class TemplateError(ValueError):
@@ -68,9 +75,15 @@ def check_values(template: Any, names: set[str], source: str = "flow template") 
         raise TemplateError("; ".join(problems))
 
 
-def render_flow(template: Any, values: Mapping[str, Any], pins: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """The Studio definition for one stack: every placeholder filled, PINs as a comma list."""
-    all_values = {**values, PINS: ",".join(pins)}
+def render_flow(template: Any, values: Mapping[str, Any], pins: list[str] | tuple[str, ...],
+                pin_check_url: str | None = None) -> dict[str, Any]:
+    """The Studio definition for one stack: every placeholder filled, PINs as a comma list (a flow whose
+    Function checks the PIN has none, and the Function's URL instead)."""
+    all_values = dict(values)
+    if pins:
+        all_values[PINS] = ",".join(pins)
+    if pin_check_url is not None:
+        all_values[PIN_CHECK_URL] = pin_check_url
     check_values(template, set(all_values))
     return _fill(template, all_values)
 

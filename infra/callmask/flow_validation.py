@@ -225,7 +225,7 @@ def _liquid_references(graph: FlowGraph, _pin_length: int | None) -> Iterator[Pr
 
 
 def _pin_gather(graph: FlowGraph, pin_length: int | None) -> Iterator[Problem]:
-    for check in graph.pin_checks:
+    for check in graph.literal_pin_checks:
         gather = graph.by_name.get(graph.digits_source(check) or "")
         if gather is None or gather.get("type") != "gather-input-on-call":
             yield Problem(str(check.get("name")), "the PIN check does not examine a gather widget's Digits",
@@ -248,7 +248,7 @@ def _call_path_security(graph: FlowGraph, _pin_length: int | None) -> Iterator[P
     for dial in dials:
         name = str(dial.get("name"))
         for label, checks in guards:
-            cut = frozenset(e for check in checks for e in graph.match_edges(str(check.get("name"))))
+            cut = frozenset(e for check in checks for e in graph.pass_edges(check))
             if name in graph.reachable(without=cut):
                 yield Problem(name, f"can be reached without a matched {label} check",
                               f"let the only way to {name} go through the `match` of the {label} check")
@@ -263,7 +263,7 @@ def _pin_literals(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
     if not pins:
         return
     for state in graph.states:
-        if str(state.get("name")) in graph.pin_check_names:  # its condition values are where the PINs belong
+        if state in graph.literal_pin_checks:  # its condition values are where the PINs belong
             state = {**state, "transitions": [
                 {**t, "conditions": [{k: v for k, v in c.items() if k != "value"} for c in t.get("conditions") or []]}
                 for t in state["transitions"]]}
@@ -275,9 +275,9 @@ def _pin_literals(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
 def _pin_readback(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
     """Only the PIN check may read what the caller keyed at the PIN gather: anything else would speak it,
     send it or pass it on (and Studio would keep it in more places)."""
-    gathers = {graph.digits_source(check) for check in graph.pin_checks} - {None}
+    gathers = {graph.digits_source(check) for check in graph.literal_pin_checks} - {None}
     for state in graph.states:
-        if str(state.get("name")) in graph.pin_check_names:
+        if state in graph.literal_pin_checks:
             continue
         read = sorted(gathers & {m for text in strings_in(state) for m in WIDGET_REFERENCE.findall(text)})
         for gather in read:
@@ -285,5 +285,36 @@ def _pin_readback(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
                           f"refer to widgets.{gather} only in the PIN check")
 
 
+def _pin_function(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
+    """A PIN checked by a Function: the flow hands it the call with a TwiML Redirect that comes back soon,
+    over https, with the way back (the flow's SID) in its URL, and reads its verdict right away."""
+    for check in graph.verdict_checks:
+        redirect = graph.verdict_source(check) or {}
+        name, props = str(redirect.get("name")), redirect.get("properties") or {}
+        timeout = str(props.get("timeout", DEFAULT_REDIRECT_TIMEOUT)).strip()
+        if not timeout.isdigit() or not 0 < int(timeout) <= MAX_PIN_CHECK_TIMEOUT:
+            yield Problem(name, f"timeout is {timeout or 'empty'} (Studio's default is {DEFAULT_REDIRECT_TIMEOUT} s, "
+                          "four hours): an execution whose Function never answers would wait that long",
+                          f"set timeout to at most {MAX_PIN_CHECK_TIMEOUT} seconds")
+        url = str(props.get("url", ""))
+        if not url.startswith("https://"):
+            yield Problem(name, "the PIN-check URL is not https (the call's keypresses would travel in clear)",
+                          "give the Function's https:// URL")
+        if "flowSid={{flow.flow_sid}}" not in url.replace(" ", ""):
+            yield Problem(name, "the URL does not pass flowSid={{flow.flow_sid}}, so the Function cannot return "
+                          "the verdict to this flow", "append ?flowSid={{flow.flow_sid}} to the URL")
+        back = next((t.get("next") for t in redirect.get("transitions") or [] if t.get("event") == "return"), None)
+        if back != check.get("name"):
+            yield Problem(name, f"the return transition goes to {back!r}, not to the verdict check "
+                          f"{check.get('name')}", f"point return at {check.get('name')}")
+        if not graph.pass_edges(check):
+            yield Problem(str(check.get("name")), "no branch matches exactly the verdict ok, so no PIN ever passes",
+                          "add a match branch: equal_to ok")
+
+
+DEFAULT_REDIRECT_TIMEOUT = 14400
+MAX_PIN_CHECK_TIMEOUT = 600
+
+
 GENERIC_CHECKS = (_structure, _vocabulary, _liquid_syntax, _liquid_references, _endless)
-DIAL_OUT_CHECKS = (_pin_gather, _call_path_security, _pin_literals, _pin_readback)
+DIAL_OUT_CHECKS = (_pin_gather, _pin_function, _call_path_security, _pin_literals, _pin_readback)

@@ -30,6 +30,10 @@ CONTAINS = re.compile(r"[0-9A-Za-z*]{2,16}")
 HTTPS_URL = re.compile(r"https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?")
 MAX_DAILY_USD = 1_000_000
 
+LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}")
+DIGIT_RUN = re.compile(r"\d{4}")
+PIN_CHECKS = ("studio", "function")
+
 MIN_PIN_LENGTH = 6
 MAX_PIN_LENGTH = 12
 MAX_PROMPT_LENGTH = 4096
@@ -94,14 +98,29 @@ class LineSettings:
     publish: bool = True
     spend_alert: SpendAlert | None = None
     dialing_permissions: str = "check"
+    pin_check: str = "studio"  # where the PIN is checked: in the flow, or by the line's Twilio Function
+    pin_labels: tuple[str, ...] = ()  # one per PIN, in order: the map's labels, or pins[0], pins[1], ...
+
+    @property
+    def checks_pin_in_function(self) -> bool:
+        return self.pin_check == "function"
+
+    def labeled_pins(self) -> dict[str, str]:
+        """label -> PIN (secret): what the Function's digests are made from."""
+        return dict(zip(self.pin_labels or list_labels(len(self.pins)), self.pins))
 
     def flow_values(self) -> dict[str, Any]:
-        """The non-secret values that fill the flow template's placeholders."""
+        """The non-secret values that fill the flow template's placeholders. In function mode the Function
+        says the greeting and gathers the PIN, so the flow has neither."""
         values: dict[str, Any] = {f"prompts.{key}": getattr(self.prompts, key) for key in PROMPT_KEYS}
+        if self.checks_pin_in_function:
+            del values["prompts.greeting"]
+            values["pinCheckTimeout"] = self.pin_check_timeout
+        else:
+            values["pinLength"] = self.pin_length
         values.update(
             language=self.language,
             voice=self.voice,
-            pinLength=self.pin_length,
             gatherTimeout=self.gather_timeout,
             dialTimeout=self.dial_timeout,
             numberPattern=destinations.number_pattern(self.allowed_countries, self.allowed_number_types),
@@ -109,6 +128,26 @@ class LineSettings:
             callerId=self.caller_id,
         )
         return values
+
+    @property
+    def pin_check_timeout(self) -> int:
+        """Seconds the flow waits for the Function's verdict: the greeting, the gather and the check, with
+        room to spare; far below Studio's default of four hours, so a Function that never answers leaves
+        no execution waiting."""
+        return PIN_CHECK_TIMEOUT_BASE + self.gather_timeout
+
+    def function_values(self) -> dict[str, Any]:
+        """What the PIN-check Function needs besides the digests (non-secret: it shows in previews)."""
+        return {"pinLength": self.pin_length, "gatherTimeout": self.gather_timeout, "voice": self.voice,
+                "language": self.language, "greeting": self.prompts.greeting}
+
+
+PIN_CHECK_TIMEOUT_BASE = 90
+
+
+def list_labels(count: int) -> list[str]:
+    """The labels of PINs given as a list: their config keys."""
+    return [f"pins[{index}]" for index in range(count)]
 
 
 def shown(value: Any) -> str:
@@ -133,7 +172,7 @@ class SettingsError(ValueError):
 KNOWN_KEYS = (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
     "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers",
-    "publish", "spendAlert", "dialingPermissions",
+    "publish", "spendAlert", "dialingPermissions", "pinCheck",
 )
 DIALING_PERMISSION_MODES = ("check", "atLeast", "exactly", "off")
 REPLACED_KEYS = ("allowedCountryCodes",)
@@ -168,8 +207,11 @@ def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) ->
     for key in sorted(map(str, set(raw) - set(KNOWN_KEYS) - set(REPLACED_KEYS))):
         reader.problem(key, f"unknown key; expected one of {', '.join(KNOWN_KEYS)}")
     pin_length = reader.integer("pinLength", MIN_PIN_LENGTH, MAX_PIN_LENGTH)
+    pins, labels = reader.pins(pin_length)
     settings = LineSettings(
-        pins=reader.pins(pin_length),
+        pins=pins,
+        pin_labels=labels,
+        pin_check=reader.choice("pinCheck", PIN_CHECKS, "studio"),
         pin_length=pin_length or 0,
         language=reader.matching("language", LANGUAGE, "a language tag such as en-US"),
         voice=reader.matching("voice", VOICE, "a Twilio voice name such as Polly.Joanna"),
@@ -249,22 +291,51 @@ class _Reader:
             return ""
         return value
 
-    def pins(self, pin_length: int | None) -> tuple[str, ...]:
-        value = _decode(self.present("pins"), list)
+    def pins(self, pin_length: int | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(PINs, labels): a list of PINs, or a map of label -> PIN. A PIN is never echoed."""
+        value = _decode(self.present("pins"), dict)
         if value is None:
-            return ()
+            return (), ()
+        if isinstance(value, dict) and value:
+            return self.labeled_pins(value, pin_length)
         if not isinstance(value, list) or not value:
-            self.problem("pins", "expected a non-empty list of PINs (set them as secrets, see the README)")
-            return ()
-        pins = tuple(value)
-        for index, pin in enumerate(pins):
-            reason = pin_problem(pin, pin_length)
-            if reason:
+            self.problem("pins", "expected a non-empty list of PINs, or a map of label -> PIN (set them as secrets, "
+                         "see the README)")
+            return (), ()
+        for index, pin in enumerate(value):
+            if reason := pin_problem(pin, pin_length):
                 self.problem(f"pins[{index}]", reason)
-        texts = [pin for pin in pins if isinstance(pin, str)]
+        texts = tuple(pin for pin in value if isinstance(pin, str))
         if len(set(texts)) != len(texts):
             self.problem("pins", "contains the same PIN more than once")
-        return tuple(texts)
+        return texts, ()
+
+    def labeled_pins(self, value: dict[Any, Any], pin_length: int | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """A map of label -> PIN: labels name whose PIN opened a call, so they show in previews and logs and
+        must not hold a PIN or anything like one."""
+        labels: list[str] = []
+        for position, (label, pin) in enumerate(value.items(), start=1):
+            label = str(label)
+            # A refused label is named by its position only: it may be a PIN typed in the wrong place.
+            if not LABEL.fullmatch(label):
+                self.problem("pins", f"label {position} is not a name: a PIN label is a letter, then up to 31 "
+                             "letters, digits, '.', '_' or '-' (e.g. callmask:pins.alice)")
+            elif DIGIT_RUN.search(label) or any(isinstance(p, str) and len(p) >= 4 and p in label for p in value.values()):
+                self.problem("pins", f"label {position} holds 4 or more digits in a row, like a PIN or a phone "
+                             "number: labels show in previews and logs, so name the person or purpose instead")
+            elif label.lower() in (known.lower() for known in labels):
+                self.problem(f"pins.{label}", "the label is used twice (labels are compared without case): give "
+                             "each PIN its own name")
+            else:
+                labels.append(label)
+                if reason := pin_problem(pin, pin_length):
+                    self.problem(f"pins.{label}", reason)
+        pins = [pin for pin in value.values() if isinstance(pin, str)]
+        if len(set(pins)) != len(pins):
+            self.problem("pins", "gives the same PIN under two labels")
+        if len(labels) != len(value):
+            return (), ()
+        return tuple(pins), tuple(labels)
 
     def test_users(self) -> tuple[str, ...]:
         """E.164 numbers; never echoed (the list may be a secret)."""

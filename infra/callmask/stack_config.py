@@ -71,7 +71,8 @@ def from_files(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, A
     pins = config.get(f"{PREFIX}pins")
     if pins is not None and not is_encrypted(pins):
         raise StackFileError(f"{path.name}: callmask:pins is in plaintext; delete it from the file and set the PINs "
-                             "as secrets: pulumi config set-all --path --secret 'callmask:pins[0]=...' (see README)")
+                             "as secrets: pulumi config set-all --path --secret 'callmask:pins[0]=...', or by label "
+                             "'callmask:pins.alice=...' (see README)")
     values = {key: engine_form(value) for key, value in project_defaults(project_dir).items()}
     values.update({key[len(PREFIX):]: engine_form(value) for key, value in config.items() if key.startswith(PREFIX)})
     others = {key: engine_form(value) for key, value in config.items() if not key.startswith(PREFIX)}
@@ -92,10 +93,14 @@ def engine_form(value: Any) -> Any:
 
 
 def is_encrypted(value: Any) -> bool:
-    """A `secure:` value, or a list of them (`pulumi config set --path --secret 'key[0]' ...`)."""
-    if isinstance(value, list):
-        return bool(value) and all(is_encrypted(item) for item in value)
-    return isinstance(value, dict) and set(value) == {"secure"}
+    """A `secure:` value, or a list or map of them (`pulumi config set --path --secret 'key[0]' ...` or
+    `'key.label'`)."""
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return True
+    if isinstance(value, (list, dict)):
+        items = value.values() if isinstance(value, dict) else value
+        return bool(value) and all(is_encrypted(item) for item in items)
+    return False
 
 
 class _StackFileLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: fast on deep nesting

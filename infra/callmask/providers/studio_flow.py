@@ -1,8 +1,9 @@
 """Studio Flow: rendered from a readable template plus a secret PIN list, inside the provider.
 
 Inputs `template` and `values` are canonical JSON text, so `pulumi preview --diff` shows widget and
-prompt changes; `pins` is a secret input. The rendered definition holds the PINs and is never an
-output: drift made in the Console is reported through the `drift` output instead.
+prompt changes; `pins` is a secret input (empty when the line's Function checks the PIN, and
+`pin_check_url` names the Function). The rendered definition holds the PINs and is never an output:
+drift made in the Console is reported through the `drift` output instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pulumi.dynamic import (
 from twilio.base.exceptions import TwilioException
 
 from callmask.flow_template import (
+    PIN_CHECK_URL,
     PINS,
     TemplateError,
     canonical_json,
@@ -41,7 +43,7 @@ from callmask.providers.twilio_provider import (
 )
 
 PUBLISHED, DRAFT = "published", "draft"
-COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "stack", "test_users")
+COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "pin_check_url", "stack", "test_users")
 TEST_USERS_DRIFT = "test users changed outside callmask"  # the one part of `drift` that needs no new revision
 
 
@@ -52,16 +54,17 @@ class FlowRejected(ProviderError):
 class StudioFlowProvider(TwilioProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
+        pins = news.get("pins")
+        if not is_unknown(pins) and (not isinstance(pins, list) or not all(isinstance(p, str) for p in pins)):
+            failures.append(CheckFailure("pins", "pins must be a list of strings"))
         try:
             template, values = json.loads(news["template"]), json.loads(news["values"])
-            check_values(template, set(values) | {PINS})
+            filled = set(values) | ({PINS} if pins else set()) | ({PIN_CHECK_URL} if "pin_check_url" in news else set())
+            check_values(template, filled)
         except (KeyError, TypeError, json.JSONDecodeError) as error:
             failures.append(CheckFailure("template", f"template and values must be JSON text: {error}"))
         except TemplateError as error:
             failures.append(CheckFailure("template", str(error)))
-        pins = news.get("pins")
-        if not is_unknown(pins) and (not isinstance(pins, list) or not pins or not all(isinstance(p, str) for p in pins)):
-            failures.append(CheckFailure("pins", "pins must be a non-empty list of strings"))
         users = news.get("test_users", [])
         if not is_unknown(users) and (not isinstance(users, list) or not all(isinstance(u, str) for u in users)):
             failures.append(CheckFailure("test_users", "test_users must be a list of strings"))
@@ -106,6 +109,11 @@ class StudioFlowProvider(TwilioProvider):
         return CreateResult(flow.sid, self.outputs(props, flow, live=flow.revision))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if not publishes(news) and olds.get("pin_check_url") and not news.get("pin_check_url"):
+            raise ProviderError(
+                f"StudioFlow {news['friendly_name']}: pinCheck function -> studio with publish false would delete the "
+                "PIN-check Function that the published revision (every caller's) still uses. Make this change with "
+                "callmask:publish true (the deploy workflow's publish job).")
         client = self.client()
         with twilio_operation(f"StudioFlow {news['friendly_name']} ({id_})", "update", secrets_of(news)):
             definition = self.validated_definition(client, news)
@@ -254,7 +262,8 @@ def find_flow(client, friendly_name: str):
 
 
 def render(props: dict[str, Any]) -> dict[str, Any]:
-    return render_flow(json.loads(props["template"]), json.loads(props["values"]), props["pins"])
+    return render_flow(json.loads(props["template"]), json.loads(props["values"]), props["pins"],
+                       props.get("pin_check_url"))
 
 
 def commit_message(props: dict[str, Any]) -> str:
@@ -300,10 +309,13 @@ class StudioFlow(Resource, module="twilio", name="StudioFlow"):
 
     def __init__(self, name: str, *, stack: str, friendly_name: pulumi.Input[str], template: pulumi.Input[str],
                  values: pulumi.Input[str], pins: pulumi.Input[list[str]], publish: bool = True,
-                 test_users: pulumi.Input[list[str]] = (), opts: pulumi.ResourceOptions | None = None):
+                 test_users: pulumi.Input[list[str]] = (), pin_check_url: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
         props = {"stack": stack, "friendly_name": friendly_name, "template": template, "values": values,
                  "pins": pulumi.Output.secret(pins), "publish": publish, "test_users": test_users, "sid": None,
                  "webhook_url": None, "revision": None, "live_revision": None, "draft_revision": None, "drift": None}
+        if pin_check_url is not None:
+            props["pin_check_url"] = pin_check_url
         secret_outputs = ["pins", *(["test_users"] if isinstance(test_users, pulumi.Output) else [])]
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=secret_outputs))
         super().__init__(StudioFlowProvider(), name, props, opts)

@@ -164,3 +164,23 @@ def look_again(find: Callable[[], T | None], attempts: int = 5) -> T | None:
     if failure is not None:
         raise failure
     return None
+
+
+def create_once(resource: str, find: Callable[[], T | None], make: Callable[[], T], looked: bool = False) -> T:
+    """An idempotent create: what an earlier attempt made (its answer lost) is found and adopted, never
+    made twice; after an unclear answer it is looked for again before anything is said. `looked`: the
+    caller has just looked and found nothing."""
+    found = None if looked else find()
+    if found is not None:
+        return found
+    try:
+        return make()
+    except TwilioException as error:
+        answer = answer_of(error)
+        if not answer.unclear:
+            raise
+        found = look_again(find)
+        if found is None:
+            raise ProviderError(f"{resource}: create failed: {answer.describe()}; Twilio holds nothing it made "
+                                "(looked again). Run `pulumi up` again.") from None
+        return found
