@@ -150,3 +150,14 @@ def test_an_execution_and_a_step_keep_the_context_studio_keeps(twilio, deployed)
     second = list(flow.executions(made["sid"]).steps.stream())[1]
     assert flow.executions(made["sid"]).steps(second.sid).step_context().fetch().context == {
         "widgets": {"gather_pin": {"Digits": "13572468", "SpeechResult": "", "Confidence": ""}}}
+
+
+def test_a_function_that_never_returned_a_verdict_is_a_failed_pin_check():
+    roles = call_audit.FlowRoles(load_stack_flow("prod", argparse.Namespace(
+        pins=None, placeholders_announced=True)).definition, TEST_PINS, ("US",))
+    timed_out = [("Trigger", "incomingCall"), ("check_pin", "timeout")]
+    assert call_audit.outcome(timed_out, roles, None, {}) == "PIN check failed"
+    assert call_audit.pin_verdict(timed_out, roles, {}) == ""
+    returned = [("Trigger", "incomingCall"), ("check_pin", "return"), ("pin_verdict", "match")]
+    forged = {"check_pin": {"verdict": "ok", "label": "a\\nb 24681357"}}  # only a label as settings allow shows
+    assert call_audit.pin_verdict(returned, roles, forged) == "PIN accepted"

@@ -12,7 +12,7 @@ from callmask.destinations import NUMBER_TYPES, number_pattern
 from callmask.settings import parse_settings
 from callmask.stack_config import from_files, stack_names
 from conftest import TEST_PINS
-from flow_fixtures import rendered, stack_simulator
+from flow_fixtures import stack_simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

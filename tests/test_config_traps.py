@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 
 import pytest
 import yaml
 from callmask.cli import main
-from callmask.stack_config import PROJECT_DIR
+from callmask.settings import SettingsError, parse_settings
+from callmask.stack_config import PROJECT_DIR, from_files
 from conftest import TEST_PINS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -220,3 +222,27 @@ def test_a_value_nested_thousands_deep_is_one_line(capsys, tmp_path):
     code, output = command(capsys, project_with(tmp_path, f"config:\n  callmask:voice: {deep}\n"))
     assert code == 1 and "Traceback" not in output
     assert "- callmask:voice: expected a Twilio voice name such as Polly.Joanna, got a list nested too deep to print" in output
+
+
+labels = st.one_of(st.text(max_size=40), st.from_regex(r"[A-Za-z][A-Za-z0-9_.-]{0,31}", fullmatch=True),
+                   st.from_regex(r"\d{4,12}", fullmatch=True))
+pin_values = st.one_of(st.from_regex(r"\d{4,12}", fullmatch=True), st.integers(), st.none(), st.text(max_size=12))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pins=st.dictionaries(labels, pin_values, max_size=5), pin_check=st.sampled_from(["studio", "function", "fn"]))
+def test_a_labeled_pin_map_is_taken_or_refused_without_echoing_a_pin(pins, pin_check):
+    """Whatever the map holds, the settings take it or say why in lines that name no PIN, and no label
+    that was refused (it may be a PIN typed into the wrong place)."""
+    values, others = from_files("prod")
+    values.update(pins=pins, pinCheck=pin_check)
+    try:
+        taken = parse_settings(values, others)
+    except SettingsError as error:
+        text = str(error)
+        digits = {str(v) for v in pins.values() if re.fullmatch(r"\d{4,}", str(v))}
+        digits |= {label for label in pins if re.search(r"\d{4}", label)}
+        assert not any(secret in text for secret in digits), text
+        assert all(line.startswith("  - callmask:") for line in text.splitlines()[1:]), text
+        return
+    assert dict(zip(taken.pin_labels, taken.pins)) == pins and pin_check in ("studio", "function")

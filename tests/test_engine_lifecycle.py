@@ -35,14 +35,18 @@ def readme_pin_command() -> str:
     return next(line.strip() for line in readme.splitlines() if line.strip().startswith("pulumi config set-all"))
 
 
-@pytest.fixture
-def fake(fresh_twilio):
-    twilio = fresh_twilio
+def checked_account(twilio: LocalTwilio):
+    """A new account with numbers for sale; afterwards, every request it saw was one Twilio's spec allows."""
     twilio.available["US"] = ["+14155550100", "+14155550101", "+12125550100"]
     yield twilio
     twilio.settle()
     assert twilio.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"
     assert twilio.unserved == [], "requests reached routes the local Twilio does not serve"
+
+
+@pytest.fixture
+def fake(fresh_twilio):
+    yield from checked_account(fresh_twilio)
 
 
 def project(tmp_path, fake: LocalTwilio, **environment: str) -> PulumiProject:

@@ -8,16 +8,22 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from callmask import pin_function
 from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
 from conftest import TEST_PINS
-from test_engine_lifecycle import PROD_NUMBER, TESTER, assert_no_secret, callmask, fake, project  # noqa: F401
+from test_engine_lifecycle import PROD_NUMBER, TESTER, assert_no_secret, callmask, checked_account, project
 
 CALLER, DESTINATION = "+14155550123", "14155550777"
 ALICE, BOB = TEST_PINS
 CAROL = "61829374"
 FUNCTION_TYPES = ("ServerlessService", "ServerlessEnvironment", "ServerlessFunction", "FunctionVersion",
                   "ServerlessBuild", "EnvironmentVariables", "ServerlessDeployment", "PinSalt")
+
+
+@pytest.fixture
+def fake(fresh_twilio):
+    yield from checked_account(fresh_twilio)
 
 
 def call(fake, pin: str) -> list[str]:

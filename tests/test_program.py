@@ -242,3 +242,11 @@ def plaintext_strings(node):
             yield from plaintext_strings(item)
     elif isinstance(node, str):
         yield node
+
+
+def test_a_pin_in_the_greeting_is_refused_where_the_function_says_it_too():
+    """prod's greeting goes to its Function's (non-secret) settings, not the flow: the gate still checks it."""
+    config, secret_keys = engine_config("prod", TEST_PINS, prompts={"greeting": f"Key {TEST_PINS[1]} now."})
+    run = run_program("prod", config, secret_keys)
+    assert "callmask:prompts.greeting: contains one of the PINs" in str(run.error) and run.registrations == []
+    assert TEST_PINS[1] not in str(run.error)

@@ -28,12 +28,18 @@ def gate_problems(settings: LineSettings, template: dict[str, Any], source: str)
     """Every reason the stack's flow must not be deployed, PINs masked; empty when it may be."""
     problems = [f"callmask:{key}: contains one of the PINs, and this value is not secret (it shows in previews "
                 "and the state); keep PINs only in callmask:pins"
-                for key, value in settings.flow_values().items()
+                for key, value in shown_values(settings).items()
                 if isinstance(value, str) and any(pin in value for pin in settings.pins)]
     definition = stack_definition(settings, template)
     problems += [problem.line(source) for problem in validate(definition, settings.pin_length, settings.pins)
                  if not problem.warning]
     return [mask_pins(problem, settings.pins) for problem in problems]
+
+
+def shown_values(settings: LineSettings) -> dict[str, Any]:
+    """The stack's values that previews and the state show, by config key: the flow's, and every prompt
+    (with pinCheck function the greeting is the Function's)."""
+    return {**settings.flow_values(), **{f"prompts.{key}": text for key, text in vars(settings.prompts).items()}}
 
 
 def check_flow(settings: LineSettings, template: dict[str, Any], source: str) -> None:

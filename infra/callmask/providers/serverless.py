@@ -485,7 +485,7 @@ class VariablesProvider(TwilioProvider):
         client = self.client()
         with twilio_operation("EnvironmentVariables", "delete"):
             variables = self.variables(props)
-            for variable in variables.stream(page_size=50):
+            for variable in unless_gone(client, lambda: list(variables.stream(page_size=50))) or []:
                 if variable.key in (props.get("variables") or {}):
                     unless_gone(client, variables(variable.sid).delete)
 
