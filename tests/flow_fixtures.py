@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import json
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,16 @@ from callmask.flow_template import flow_file, load_template
 from callmask.settings import LineSettings, parse_settings
 from callmask.stack_config import from_files
 from conftest import TEST_PINS
+
+
+@lru_cache
+def _stack_files(stack: str) -> str:
+    return json.dumps(from_files(stack)[0])
+
+
+def stack_values(stack: str) -> dict:
+    """The stack file's callmask values, as the command reads them (read once; a fresh copy each time)."""
+    return json.loads(_stack_files(stack))
 
 
 @lru_cache

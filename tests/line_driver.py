@@ -26,8 +26,8 @@ from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.providers.usage_trigger import SpendAlertProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
 from callmask.settings import parse_settings
-from callmask.stack_config import from_files
 from conftest import TEST_PINS, configured
+from flow_fixtures import stack_values
 from test_providers import flow_props
 
 FUNCTION_PARTS = ("salt", "service", "environment", "function", "version", "build", "variables", "deployment")
@@ -62,7 +62,7 @@ class Line:
                     "test_users": list(self.test_users)}
             if self.pin_check != "function":
                 return flow
-            values, _ = from_files(self.stack)
+            values = stack_values(self.stack)
             values.update(pins=self.pins, pinCheck="function", prompts={**values.get("prompts", {}), **self.prompts})
             domain = self.state["environment"][1]["domain_name"]
             return {**flow, "template": canonical_json(load_template(FUNCTION_FLOW_FILE)), "pins": [],
@@ -94,7 +94,7 @@ class Line:
         if key == "function":
             return {**service, "friendly_name": "pin-check"}
         if key == "version":
-            values, _ = from_files(self.stack)
+            values = stack_values(self.stack)
             values.update(pins=self.pins, pinCheck="function")
             function_values = parse_settings(values).function_values()
             return {**service, "function_sid": self.sid("function"), "path": pin_function.FUNCTION_PATH,

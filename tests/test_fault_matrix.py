@@ -15,6 +15,7 @@ case starts from a new account on the worker's fake.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -95,8 +96,26 @@ def new_account(fake: LocalTwilio, stack: str) -> LocalTwilio:
     return fake
 
 
+PREPARED: dict[tuple[str, str], tuple[dict, Line]] = {}
+
+
 def prepared(fake: LocalTwilio, stack: str, command: str) -> Line:
-    """A new account on the fake and a line in the state the command starts from."""
+    """A new account on the fake and a line in the state the command starts from: prepared once per
+    stack and command on each worker, then each case starts from a copy of that account and state."""
+    if (stack, command) not in PREPARED:
+        line = prepare(fake, stack, command)
+        PREPARED[stack, command] = (fake.snapshot(), copied(line))
+    account, line = PREPARED[stack, command]
+    fake.restore(account)
+    return copied(line)
+
+
+def copied(line: Line) -> Line:
+    """The line and its state, its providers shared (they hold nothing but the credentials)."""
+    return copy.deepcopy(line, {id(provider): provider for provider in line.providers.values()})
+
+
+def prepare(fake: LocalTwilio, stack: str, command: str) -> Line:
     new_account(fake, stack)
     if stack == FUNCTION_STACK:
         return prepared_function_line(stack, command)

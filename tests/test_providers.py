@@ -11,9 +11,9 @@ from callmask.providers.studio_flow import FlowRejected, StudioFlowProvider
 from callmask.providers.twilio_provider import ProviderError
 from callmask.providers.voice_binding import BindingError, VoiceBindingProvider
 from callmask.settings import parse_settings
-from callmask.stack_config import from_files
 from callmask.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
 from conftest import TEST_PINS, configured
+from flow_fixtures import stack_values
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException
 from callmask.local_twilio import ACCOUNT_SID, TIMEOUT_AFTER
@@ -21,7 +21,7 @@ from callmask.local_twilio import ACCOUNT_SID, TIMEOUT_AFTER
 
 def flow_props(stack: str = "dev", **prompts: str) -> dict:
     """The flow's inputs for the stack with its PINs checked in Studio."""
-    values, _ = from_files(stack)
+    values = stack_values(stack)
     values["pins"], values["pinCheck"] = TEST_PINS, "studio"
     values["prompts"] = {**values.get("prompts", {}), **prompts}
     settings = parse_settings(values)

@@ -10,6 +10,7 @@ requests the ways Twilio and the network fail (the tests' fault matrix).
 
 from __future__ import annotations
 
+import copy
 import functools
 import gc
 import itertools
@@ -219,6 +220,24 @@ class LocalTwilio(LocalServerless):
                     continue
                 default = spec_field.default if spec_field.default_factory is MISSING else spec_field.default_factory()
                 setattr(self, spec_field.name, default)
+        return self
+
+    ACCOUNT_FIELDS_SKIPPED = ("in_flight", "paused", "log", "_lock", "_released", "faults", "calls")
+
+    def snapshot(self) -> dict[str, Any]:
+        """The account as it is now (not the requests seen or the faults set), for `restore`: a test that
+        starts many cases from one prepared account prepares it once."""
+        self.settle()
+        with self._lock:
+            return copy.deepcopy({f.name: getattr(self, f.name) for f in fields(self)
+                                  if f.name not in self.ACCOUNT_FIELDS_SKIPPED})
+
+    def restore(self, snapshot: dict[str, Any]) -> "LocalTwilio":
+        """A new account (as `reset`) holding what the snapshot held."""
+        self.reset()
+        with self._lock:
+            for name, value in copy.deepcopy(snapshot).items():
+                setattr(self, name, value)
         return self
 
     def pause(self, method: str, path: str) -> None:
