@@ -33,6 +33,9 @@ _FILTER = rf"\|\s*[A-Za-z_][\w-]*\s*(?::\s*{_VALUE}\s*(?:,\s*{_VALUE}\s*)*)?"
 SIMPLE_OUTPUT = re.compile(rf"\{{\{{-?\s*{_VALUE}\s*(?:{_FILTER})*-?\}}\}}")
 # Widgets that run without waiting for anyone: a loop of only these never ends.
 INSTANT_TYPES = {"split-based-on", "set-variables"}
+# A TwiML Redirect waits four hours by default; the line's PIN check must hand back the call far sooner.
+DEFAULT_REDIRECT_TIMEOUT = 14400
+MAX_PIN_CHECK_TIMEOUT = 600
 
 
 @dataclass(frozen=True)
@@ -310,10 +313,6 @@ def _pin_function(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
         if not graph.pass_edges(check):
             yield Problem(str(check.get("name")), "no branch matches exactly the verdict ok, so no PIN ever passes",
                           "add a match branch: equal_to ok")
-
-
-DEFAULT_REDIRECT_TIMEOUT = 14400
-MAX_PIN_CHECK_TIMEOUT = 600
 
 
 GENERIC_CHECKS = (_structure, _vocabulary, _liquid_syntax, _liquid_references, _endless)
