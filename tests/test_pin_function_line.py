@@ -206,3 +206,17 @@ def test_function_mode_errors_never_show_a_pin(twilio, line):
     with pytest.raises(ProviderError) as failed:
         line.up()
     assert TEST_PINS[0] not in str(failed.value) and "[secret]" in str(failed.value)
+
+
+def test_the_providers_check_their_inputs_before_any_request(twilio):
+    from callmask.providers.serverless import BuildProvider, DeploymentProvider, VariablesProvider
+
+    assert [f.reason for f in BuildProvider().check({}, {"runtime": "node12", "function_versions": []}).failures] == [
+        "runtime must be one of node18, node20, node22", "a build needs at least one function version"]
+    assert [f.property for f in DeploymentProvider().check({}, {"service_sid": "ZS1"}).failures] == [
+        "environment_sid", "build_sid"]
+    too_long = VariablesProvider().check({}, {"variables": {"PIN_SALT": "x" * 451}}).failures
+    assert [f.reason for f in too_long] == ["PIN_SALT: a value is at most 450 bytes"]
+    too_many = VariablesProvider().check({}, {"variables": {f"K{i}": "x" * 400 for i in range(6)}}).failures
+    assert "Twilio's 3 KB limit (error 82006)" in too_many[0].reason
+    assert twilio.calls == []

@@ -40,6 +40,13 @@ def _changed(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) 
     return [key for key in keys if is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
 
 
+def _required_text(news: dict[str, Any], *keys: str) -> CheckResult:
+    """Inputs that must be non-empty text (or not known yet, in a preview)."""
+    failures = [CheckFailure(key, f"{key} must be non-empty text") for key in keys
+                if not is_unknown(news.get(key)) and not (isinstance(news.get(key), str) and news.get(key))]
+    return CheckResult(news, failures)
+
+
 def _replacing(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> DiffResult:
     """A resource Twilio cannot change in place: any input change makes a new one (before the old one goes)."""
     replaces = _changed(olds, news, keys)
@@ -115,6 +122,9 @@ class ServerlessService(Resource, module="twilio", name="ServerlessService"):
 
 # ---- Environment ----
 class EnvironmentProvider(TwilioProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return _required_text(news, "service_sid", "unique_name")
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return _replacing(olds, news, ("service_sid", "unique_name"))
 
@@ -157,6 +167,9 @@ class ServerlessEnvironment(Resource, module="twilio", name="ServerlessEnvironme
 
 # ---- Function ----
 class FunctionProvider(TwilioProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return _required_text(news, "service_sid", "friendly_name")
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return _replacing(olds, news, ("service_sid", "friendly_name"))
 
@@ -312,7 +325,19 @@ class BuildFailed(ProviderError):
     pass
 
 
+RUNTIMES = ("node18", "node20", "node22")  # the runtimes Twilio still builds with
+
+
 class BuildProvider(TwilioProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        if news.get("runtime") not in RUNTIMES:
+            failures.append(CheckFailure("runtime", f"runtime must be one of {', '.join(RUNTIMES)}"))
+        versions = news.get("function_versions")
+        if not is_unknown(versions) and (not isinstance(versions, list) or not versions):
+            failures.append(CheckFailure("function_versions", "a build needs at least one function version"))
+        return CheckResult(news, failures)
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return _replacing(olds, news, ("service_sid", "function_versions", "dependencies", "runtime"))
 
@@ -381,6 +406,9 @@ class ServerlessBuild(Resource, module="twilio", name="ServerlessBuild"):
 
 # ---- Deployment ----
 class DeploymentProvider(TwilioProvider):
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        return _required_text(news, "service_sid", "environment_sid", "build_sid")
+
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = _changed(olds, news, ("service_sid", "environment_sid", "build_sid"))
         changed = replaces + (["drift"] if olds.get("drift") else [])
@@ -437,9 +465,27 @@ class ServerlessDeployment(Resource, module="twilio", name="ServerlessDeployment
 
 
 # ---- Environment Variables ----
+MAX_VARIABLE_BYTES = 450  # Twilio's limit for one value
+MAX_VARIABLES_BYTES = 2048  # all of them: the Function's context (variables among them) must stay under ~3 KB
+
+
 class VariablesProvider(TwilioProvider):
     """The Environment's variables the stack sets (secret values); other keys are left alone, and a key
     the stack stops setting is deleted."""
+
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        variables = news.get("variables")
+        if is_unknown(variables):
+            return CheckResult(news, [])
+        if not isinstance(variables, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in variables.items()):
+            return CheckResult(news, [CheckFailure("variables", "variables must be a map of text to text")])
+        failures = [CheckFailure("variables", f"{key}: a value is at most {MAX_VARIABLE_BYTES} bytes")
+                    for key, value in variables.items() if len(value.encode()) > MAX_VARIABLE_BYTES]
+        if sum(len(k.encode()) + len(v.encode()) for k, v in variables.items()) > MAX_VARIABLES_BYTES:
+            failures.append(CheckFailure("variables", f"the variables take more than {MAX_VARIABLES_BYTES} bytes: "
+                                         "the Function's context would pass Twilio's 3 KB limit (error 82006)"))
+        return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = _changed(olds, news, ("service_sid", "environment_sid"))
