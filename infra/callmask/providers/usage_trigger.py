@@ -13,16 +13,8 @@ from typing import Any
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
-from twilio.base.exceptions import TwilioException
 
-from callmask.providers.twilio_provider import (
-    ProviderError,
-    TwilioProvider,
-    answer_of,
-    look_again,
-    twilio_operation,
-    unless_gone,
-)
+from callmask.providers.twilio_provider import TwilioProvider, create_once, twilio_operation, unless_gone
 
 CATEGORY, TRIGGER_BY, RECURRING = "calls-outbound", "price", "daily"
 REPLACED_ONLY = ("daily_usd", "usage_category", "trigger_by", "recurring")
@@ -56,20 +48,11 @@ class SpendAlertProvider(TwilioProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client, name = self.client(), friendly_name(props)
         with twilio_operation(f"SpendAlert {name}", "create"):
-            trigger = find_trigger(client, name, props["daily_usd"])
-            if trigger is None:
-                try:
-                    trigger = client.usage.triggers.create(
-                        callback_url=props["callback_url"], trigger_value=props["daily_usd"],
-                        usage_category=CATEGORY, trigger_by=TRIGGER_BY, recurring=RECURRING, friendly_name=name)
-                except TwilioException as error:
-                    answer = answer_of(error)
-                    if not answer.unclear:
-                        raise
-                    trigger = look_again(lambda: find_trigger(client, name, props["daily_usd"]))
-                    if trigger is None:
-                        raise ProviderError(f"SpendAlert {name}: create failed: {answer.describe()}; no such "
-                                            "trigger exists (looked again). Run `pulumi up` again.") from None
+            trigger = create_once(f"SpendAlert {name}", lambda: find_trigger(client, name, props["daily_usd"]),
+                                  lambda: client.usage.triggers.create(
+                                      callback_url=props["callback_url"], trigger_value=props["daily_usd"],
+                                      usage_category=CATEGORY, trigger_by=TRIGGER_BY, recurring=RECURRING,
+                                      friendly_name=name))
             if trigger.callback_url != props["callback_url"]:
                 trigger = client.usage.triggers(trigger.sid).update(callback_url=props["callback_url"])
         return CreateResult(trigger.sid, {**props, "sid": trigger.sid, "drift": ""})
