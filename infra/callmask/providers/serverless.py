@@ -120,8 +120,48 @@ class ServerlessService(Resource, module="twilio", name="ServerlessService"):
                                                    "sid": None, "domain_base": None, "drift": None}, opts)
 
 
+# ---- what sits in the Service ----
+class ServiceChildProvider(TwilioProvider):
+    """A resource in one of the Service's collections: read and deleted by its SID there."""
+
+    KIND = ""  # the resource's type name, for messages
+
+    @staticmethod
+    def collection(service):
+        raise NotImplementedError
+
+    @staticmethod
+    def read_outputs(found) -> dict[str, Any]:
+        """What a read adds to the inputs besides the SID."""
+        return {}
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        client = self.client()
+        with twilio_operation(f"{self.KIND} {id_}", "read"):
+            found = unless_gone(client, self.collection(client.serverless.v1.services(props["service_sid"]))(id_).fetch)
+        if found is None:
+            return ReadResult("", {})
+        return ReadResult(id_, {**props, "sid": id_, **self.read_outputs(found)})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        client = self.client()
+        with twilio_operation(f"{self.KIND} {id_}", "delete"):
+            child = self.collection(client.serverless.v1.services(props["service_sid"]))(id_)
+            unless_gone(client, child.delete, confirm=child.fetch)
+
+
 # ---- Environment ----
-class EnvironmentProvider(TwilioProvider):
+class EnvironmentProvider(ServiceChildProvider):
+    KIND = "ServerlessEnvironment"
+
+    @staticmethod
+    def collection(service):
+        return service.environments
+
+    @staticmethod
+    def read_outputs(found) -> dict[str, Any]:
+        return {"domain_name": found.domain_name}
+
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return _required_text(news, "service_sid", "unique_name")
 
@@ -134,21 +174,7 @@ class EnvironmentProvider(TwilioProvider):
         with twilio_operation(label, "create"):
             environment = create_once(label, lambda: find_environment(environments, props["unique_name"]),
                                       lambda: environments.create(unique_name=props["unique_name"]))
-        return CreateResult(environment.sid, {**props, "sid": environment.sid, "domain_name": environment.domain_name})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        client = self.client()
-        with twilio_operation(f"ServerlessEnvironment {id_}", "read"):
-            environment = unless_gone(client, client.serverless.v1.services(props["service_sid"]).environments(id_).fetch)
-        if environment is None:
-            return ReadResult("", {})
-        return ReadResult(id_, {**props, "sid": id_, "domain_name": environment.domain_name})
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        client = self.client()
-        with twilio_operation(f"ServerlessEnvironment {id_}", "delete"):
-            environment = client.serverless.v1.services(props["service_sid"]).environments(id_)
-            unless_gone(client, environment.delete, confirm=environment.fetch)
+        return CreateResult(environment.sid, {**props, "sid": environment.sid, **self.read_outputs(environment)})
 
 
 def find_environment(environments, unique_name: str):
@@ -166,7 +192,13 @@ class ServerlessEnvironment(Resource, module="twilio", name="ServerlessEnvironme
 
 
 # ---- Function ----
-class FunctionProvider(TwilioProvider):
+class FunctionProvider(ServiceChildProvider):
+    KIND = "ServerlessFunction"
+
+    @staticmethod
+    def collection(service):
+        return service.functions
+
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return _required_text(news, "service_sid", "friendly_name")
 
@@ -181,18 +213,6 @@ class FunctionProvider(TwilioProvider):
                                    lambda: next((f for f in functions.stream(page_size=50) if f.friendly_name == name), None),
                                    lambda: functions.create(friendly_name=name))
         return CreateResult(function.sid, {**props, "sid": function.sid})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        client = self.client()
-        with twilio_operation(f"ServerlessFunction {id_}", "read"):
-            function = unless_gone(client, client.serverless.v1.services(props["service_sid"]).functions(id_).fetch)
-        return ReadResult(id_, {**props, "sid": id_}) if function else ReadResult("", {})
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        client = self.client()
-        with twilio_operation(f"ServerlessFunction {id_}", "delete"):
-            function = client.serverless.v1.services(props["service_sid"]).functions(id_)
-            unless_gone(client, function.delete, confirm=function.fetch)
 
 
 class ServerlessFunction(Resource, module="twilio", name="ServerlessFunction"):
@@ -328,7 +348,13 @@ class BuildFailed(ProviderError):
 RUNTIMES = ("node18", "node20", "node22")  # the runtimes Twilio still builds with
 
 
-class BuildProvider(TwilioProvider):
+class BuildProvider(ServiceChildProvider):
+    KIND = "ServerlessBuild"
+
+    @staticmethod
+    def collection(service):
+        return service.builds
+
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
         if news.get("runtime") not in RUNTIMES:
@@ -357,21 +383,13 @@ class BuildProvider(TwilioProvider):
             wait_for_build(builds, build.sid, label)
         return CreateResult(build.sid, {**props, "sid": build.sid})
 
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        client = self.client()
-        with twilio_operation(f"ServerlessBuild {id_}", "read"):
-            build = unless_gone(client, client.serverless.v1.services(props["service_sid"]).builds(id_).fetch)
-        return ReadResult(id_, {**props, "sid": id_}) if build else ReadResult("", {})
-
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """A build replaced by a newer one; one an Environment still runs is left for the Service's delete."""
-        client = self.client()
-        service = client.serverless.v1.services(props["service_sid"])
+        service = self.client().serverless.v1.services(props["service_sid"])
         with twilio_operation(f"ServerlessBuild {id_}", "delete"):
             if any(e.build_sid == id_ for e in service.environments.stream(page_size=50)):
                 return
-            build = service.builds(id_)
-            unless_gone(client, build.delete, confirm=build.fetch)
+        super().delete(id_, props)
 
 
 def wait_for_build(builds, sid: str, label: str) -> None:
@@ -502,7 +520,8 @@ class VariablesProvider(TwilioProvider):
 
     def apply(self, props: dict[str, Any], previous: dict[str, str]) -> None:
         """Idempotent: each key is found by name before it is created."""
-        variables = self.variables(props)
+        client = self.client()
+        variables = environment_variables(client, props)
         wanted: dict[str, str] = props["variables"]
         with twilio_operation("EnvironmentVariables", "set", wanted.values()):
             live = {v.key: v for v in variables.stream(page_size=50)}
@@ -515,12 +534,13 @@ class VariablesProvider(TwilioProvider):
                     variables(live[key].sid).update(value=value)
             for key in set(previous) - set(wanted):
                 if key in live:
-                    unless_gone(self.client(), variables(live[key].sid).delete)
+                    unless_gone(client, variables(live[key].sid).delete)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = self.client()
         with twilio_operation("EnvironmentVariables", "read", (props.get("variables") or {}).values()):
-            live = unless_gone(client, lambda: {v.key: v.value for v in self.variables(props).stream(page_size=50)})
+            variables = environment_variables(client, props)
+            live = unless_gone(client, lambda: {v.key: v.value for v in variables.stream(page_size=50)})
         if live is None:
             return ReadResult("", {})
         changed = sorted(key for key, value in (props.get("variables") or {}).items() if live.get(key) != value)
@@ -530,14 +550,14 @@ class VariablesProvider(TwilioProvider):
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         client = self.client()
         with twilio_operation("EnvironmentVariables", "delete"):
-            variables = self.variables(props)
+            variables = environment_variables(client, props)
             for variable in unless_gone(client, lambda: list(variables.stream(page_size=50))) or []:
                 if variable.key in (props.get("variables") or {}):
                     unless_gone(client, variables(variable.sid).delete)
 
-    def variables(self, props: dict[str, Any]):
-        return self.client().serverless.v1.services(props["service_sid"]).environments(
-            props["environment_sid"]).variables
+
+def environment_variables(client, props: dict[str, Any]):
+    return client.serverless.v1.services(props["service_sid"]).environments(props["environment_sid"]).variables
 
 
 class EnvironmentVariables(Resource, module="twilio", name="EnvironmentVariables"):
