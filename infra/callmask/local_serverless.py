@@ -44,20 +44,20 @@ class LocalServerless:
             ("DELETE", service, self._delete_service),
             ("GET", r"/v1/Services/(ZS\w+)/Environments", self._list_environments),
             ("POST", r"/v1/Services/(ZS\w+)/Environments", self._create_environment),
-            ("GET", environment, self._fetch_environment),
-            ("DELETE", environment, self._delete_environment),
+            ("GET", environment, self._fetch_child("environments", self._environment)),
+            ("DELETE", environment, self._delete_child("environments")),
             ("GET", r"/v1/Services/(ZS\w+)/Functions", self._list_functions),
             ("POST", r"/v1/Services/(ZS\w+)/Functions", self._create_function),
-            ("GET", r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)", self._fetch_function),
-            ("DELETE", r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)", self._delete_function),
+            ("GET", r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)", self._fetch_child("functions", self._function)),
+            ("DELETE", r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)", self._delete_child("functions")),
             ("GET", r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)/Versions", self._list_versions),
             ("POST", UPLOAD_PATH.pattern, self._upload_version),
             ("GET", r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)/Versions/(ZN\w+)", self._fetch_version),
             ("GET", r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)/Versions/(ZN\w+)/Content", self._version_content),
             ("GET", r"/v1/Services/(ZS\w+)/Builds", self._list_builds),
             ("POST", r"/v1/Services/(ZS\w+)/Builds", self._create_build),
-            ("GET", r"/v1/Services/(ZS\w+)/Builds/(ZB\w+)", self._fetch_build),
-            ("DELETE", r"/v1/Services/(ZS\w+)/Builds/(ZB\w+)", self._delete_build),
+            ("GET", r"/v1/Services/(ZS\w+)/Builds/(ZB\w+)", self._fetch_child("builds", self._build)),
+            ("DELETE", r"/v1/Services/(ZS\w+)/Builds/(ZB\w+)", self._delete_child("builds", self._build_in_use)),
             ("GET", r"/v1/Services/(ZS\w+)/Builds/(ZB\w+)/Status", self._build_status),
             ("GET", environment + "/Deployments", self._list_deployments),
             ("POST", environment + "/Deployments", self._create_deployment),
@@ -149,6 +149,28 @@ class LocalServerless:
                 "ui_editable": service["ui_editable"], "domain_base": service["domain_base"],
                 "links": {name: f"{url}/{name.capitalize()}" for name in ("environments", "functions", "assets", "builds")}}
 
+    # ---- what sits in a Service: environments, functions, builds ----
+    def _child(self, service_sid: str, kind: str, child_sid: str) -> dict[str, Any] | None:
+        return self.services.get(service_sid, {}).get(kind, {}).get(child_sid)
+
+    def _fetch_child(self, kind: str, shown: Callable[[str, str], dict[str, Any]]) -> Callable[..., Response]:
+        def fetch(request, form, service_sid, child_sid) -> Response:
+            if not self._child(service_sid, kind, child_sid):
+                return self._not_found(request)
+            return self._json(200, shown(service_sid, child_sid))
+        return fetch
+
+    def _delete_child(self, kind: str, refusal: Callable[[str, str], Response | None] = lambda *_: None
+                      ) -> Callable[..., Response]:
+        def delete(request, form, service_sid, child_sid) -> Response:
+            if not self._child(service_sid, kind, child_sid):
+                return self._not_found(request)
+            if refused := refusal(service_sid, child_sid):
+                return refused
+            del self.services[service_sid][kind][child_sid]
+            return Response(status=204)
+        return delete
+
     # ---- Environments ----
     def _list_environments(self, request, form, service_sid) -> Response:
         if service_sid not in self.services:
@@ -170,22 +192,8 @@ class LocalServerless:
             "variables": {}, "date": self._now()}
         return self._json(201, self._environment(service_sid, environment_sid))
 
-    def _environment_of(self, service_sid: str, environment_sid: str) -> dict[str, Any] | None:
-        return self.services.get(service_sid, {}).get("environments", {}).get(environment_sid)
-
-    def _fetch_environment(self, request, form, service_sid, environment_sid) -> Response:
-        if not self._environment_of(service_sid, environment_sid):
-            return self._not_found(request)
-        return self._json(200, self._environment(service_sid, environment_sid))
-
-    def _delete_environment(self, request, form, service_sid, environment_sid) -> Response:
-        if not self._environment_of(service_sid, environment_sid):
-            return self._not_found(request)
-        del self.services[service_sid]["environments"][environment_sid]
-        return Response(status=204)
-
     def _environment(self, service_sid: str, environment_sid: str) -> dict[str, Any]:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         url = f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Environments/{environment_sid}"
         return {**self._common(environment, url), "service_sid": service_sid, "build_sid": environment["build_sid"],
                 "unique_name": environment["unique_name"], "domain_suffix": environment["domain_suffix"],
@@ -208,28 +216,14 @@ class LocalServerless:
                                               "versions": {}, "date": self._now()}
         return self._json(201, self._function(service_sid, function_sid))
 
-    def _function_of(self, service_sid: str, function_sid: str) -> dict[str, Any] | None:
-        return self.services.get(service_sid, {}).get("functions", {}).get(function_sid)
-
-    def _fetch_function(self, request, form, service_sid, function_sid) -> Response:
-        if not self._function_of(service_sid, function_sid):
-            return self._not_found(request)
-        return self._json(200, self._function(service_sid, function_sid))
-
-    def _delete_function(self, request, form, service_sid, function_sid) -> Response:
-        if not self._function_of(service_sid, function_sid):
-            return self._not_found(request)
-        del self.services[service_sid]["functions"][function_sid]
-        return Response(status=204)
-
     def _function(self, service_sid: str, function_sid: str) -> dict[str, Any]:
-        function = self._function_of(service_sid, function_sid)
+        function = self._child(service_sid, "functions", function_sid)
         url = f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Functions/{function_sid}"
         return {**self._common(function, url), "service_sid": service_sid, "friendly_name": function["friendly_name"],
                 "links": {"function_versions": f"{url}/Versions"}}
 
     def _list_versions(self, request, form, service_sid, function_sid) -> Response:
-        function = self._function_of(service_sid, function_sid)
+        function = self._child(service_sid, "functions", function_sid)
         if function is None:
             return self._not_found(request)
         items = [self._version(service_sid, function_sid, v) for v in reversed(function["versions"])]
@@ -240,7 +234,7 @@ class LocalServerless:
         documents it (multipart form data: Content as a file, Path, Visibility)."""
         if problem := upload_problem(request):
             return self._error(400, 20001, f"Invalid upload: {problem}")
-        if self._function_of(service_sid, function_sid) is None:
+        if self._child(service_sid, "functions", function_sid) is None:
             return self._not_found(request)
         path = form["Path"] if form["Path"].startswith("/") else "/" + form["Path"]
         code = request.files["Content"].read().decode("utf-8")
@@ -251,7 +245,7 @@ class LocalServerless:
 
     def _new_version(self, service_sid: str, function_sid: str, path: str, visibility: str, code: str) -> str:
         version_sid = self._sid("ZN")
-        self._function_of(service_sid, function_sid)["versions"][version_sid] = {
+        self._child(service_sid, "functions", function_sid)["versions"][version_sid] = {
             "sid": version_sid, "path": path, "visibility": visibility, "content": code, "date": self._now()}
         return version_sid
 
@@ -260,12 +254,12 @@ class LocalServerless:
                     None)
 
     def _fetch_version(self, request, form, service_sid, function_sid, version_sid) -> Response:
-        if version_sid not in (self._function_of(service_sid, function_sid) or {}).get("versions", {}):
+        if version_sid not in (self._child(service_sid, "functions", function_sid) or {}).get("versions", {}):
             return self._not_found(request)
         return self._json(200, self._version(service_sid, function_sid, version_sid))
 
     def _version_content(self, request, form, service_sid, function_sid, version_sid) -> Response:
-        version = (self._function_of(service_sid, function_sid) or {}).get("versions", {}).get(version_sid)
+        version = (self._child(service_sid, "functions", function_sid) or {}).get("versions", {}).get(version_sid)
         if version is None:
             return self._not_found(request)
         url = f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Functions/{function_sid}/Versions/{version_sid}/Content"
@@ -273,7 +267,7 @@ class LocalServerless:
                                 "function_sid": function_sid, "content": version["content"], "url": url})
 
     def _version(self, service_sid: str, function_sid: str, version_sid: str) -> dict[str, Any]:
-        version = self._function_of(service_sid, function_sid)["versions"][version_sid]
+        version = self._child(service_sid, "functions", function_sid)["versions"][version_sid]
         url = f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Functions/{function_sid}/Versions/{version_sid}"
         common = self._common(version, url)
         del common["date_updated"]
@@ -312,24 +306,13 @@ class LocalServerless:
             "runtime": runtime, "status": status, "polls_left": self.build_polls, "date": self._now()}
         return build_sid
 
-    def _build_of(self, service_sid: str, build_sid: str) -> dict[str, Any] | None:
-        return self.services.get(service_sid, {}).get("builds", {}).get(build_sid)
-
-    def _fetch_build(self, request, form, service_sid, build_sid) -> Response:
-        if not self._build_of(service_sid, build_sid):
-            return self._not_found(request)
-        return self._json(200, self._build(service_sid, build_sid))
-
-    def _delete_build(self, request, form, service_sid, build_sid) -> Response:
-        if not self._build_of(service_sid, build_sid):
-            return self._not_found(request)
+    def _build_in_use(self, service_sid: str, build_sid: str) -> Response | None:
         if any(e["build_sid"] == build_sid for e in self.services[service_sid]["environments"].values()):
             return self._error(409, 20409, f"Build {build_sid} is deployed to an Environment")
-        del self.services[service_sid]["builds"][build_sid]
-        return Response(status=204)
+        return None
 
     def _build_status(self, request, form, service_sid, build_sid) -> Response:
-        build = self._build_of(service_sid, build_sid)
+        build = self._child(service_sid, "builds", build_sid)
         if build is None:
             return self._not_found(request)
         if build["status"] == "building":
@@ -342,7 +325,7 @@ class LocalServerless:
                                 "url": f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Builds/{build_sid}/Status"})
 
     def _build(self, service_sid: str, build_sid: str) -> dict[str, Any]:
-        build = self._build_of(service_sid, build_sid)
+        build = self._child(service_sid, "builds", build_sid)
         service = self.services[service_sid]
         url = f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Builds/{build_sid}"
         versions = []
@@ -360,45 +343,45 @@ class LocalServerless:
 
     # ---- Deployments ----
     def _list_deployments(self, request, form, service_sid, environment_sid) -> Response:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         if environment is None:
             return self._not_found(request)
         items = [self._deployment(service_sid, environment_sid, d) for d in reversed(environment["deployments"])]
         return self._json(200, self._studio_page("deployments", request, items, SERVERLESS_HOST))
 
     def _create_deployment(self, request, form, service_sid, environment_sid) -> Response:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         if environment is None:
             return self._not_found(request)
-        build = self._build_of(service_sid, form.get("BuildSid", ""))
+        build = self._child(service_sid, "builds", form.get("BuildSid", ""))
         if build is None or build["status"] != "completed":
             return self._error(400, 20001, f"Build {form.get('BuildSid')} is not a completed build of this Service")
         deployment_sid = self._deploy(service_sid, environment_sid, form["BuildSid"])
         return self._json(201, self._deployment(service_sid, environment_sid, deployment_sid))
 
     def _deploy(self, service_sid: str, environment_sid: str, build_sid: str) -> str:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         deployment_sid = self._sid("ZD")
         environment["deployments"][deployment_sid] = {"sid": deployment_sid, "build_sid": build_sid, "date": self._now()}
         environment["build_sid"] = build_sid
         return deployment_sid
 
     def _deployment(self, service_sid: str, environment_sid: str, deployment_sid: str) -> dict[str, Any]:
-        deployment = self._environment_of(service_sid, environment_sid)["deployments"][deployment_sid]
+        deployment = self._child(service_sid, "environments", environment_sid)["deployments"][deployment_sid]
         url = f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Environments/{environment_sid}/Deployments/{deployment_sid}"
         return {**self._common(deployment, url), "service_sid": service_sid, "environment_sid": environment_sid,
                 "build_sid": deployment["build_sid"]}
 
     # ---- Variables ----
     def _list_variables(self, request, form, service_sid, environment_sid) -> Response:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         if environment is None:
             return self._not_found(request)
         items = [self._variable(service_sid, environment_sid, v) for v in environment["variables"]]
         return self._json(200, self._studio_page("variables", request, items, SERVERLESS_HOST))
 
     def _create_variable(self, request, form, service_sid, environment_sid) -> Response:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         if environment is None:
             return self._not_found(request)
         if problem := variable_problem(form.get("Key"), form.get("Value"), environment, None):
@@ -409,7 +392,7 @@ class LocalServerless:
         return self._json(201, self._variable(service_sid, environment_sid, variable_sid))
 
     def _update_variable(self, request, form, service_sid, environment_sid, variable_sid) -> Response:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         variable = (environment or {}).get("variables", {}).get(variable_sid)
         if variable is None:
             return self._not_found(request)
@@ -420,14 +403,14 @@ class LocalServerless:
         return self._json(200, self._variable(service_sid, environment_sid, variable_sid))
 
     def _delete_variable(self, request, form, service_sid, environment_sid, variable_sid) -> Response:
-        environment = self._environment_of(service_sid, environment_sid)
+        environment = self._child(service_sid, "environments", environment_sid)
         if variable_sid not in (environment or {}).get("variables", {}):
             return self._not_found(request)
         del environment["variables"][variable_sid]
         return Response(status=204)
 
     def _variable(self, service_sid: str, environment_sid: str, variable_sid: str) -> dict[str, Any]:
-        variable = self._environment_of(service_sid, environment_sid)["variables"][variable_sid]
+        variable = self._child(service_sid, "environments", environment_sid)["variables"][variable_sid]
         url = f"{SERVERLESS_HOST}/v1/Services/{service_sid}/Environments/{environment_sid}/Variables/{variable_sid}"
         return {**self._common(variable, url), "service_sid": service_sid, "environment_sid": environment_sid,
                 "key": variable["key"], "value": variable["value"]}
