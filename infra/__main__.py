@@ -5,14 +5,14 @@ from callmask.flow_gate import FlowRefused
 from callmask.flow_template import TemplateError, flow_file, load_template
 from callmask.line import DialOutLine
 from callmask.settings import SettingsError, parse_settings
-from callmask.stack_config import from_engine, is_secret
+from callmask.stack_config import StackFileError, from_engine, is_secret
 
 try:
-    settings = parse_settings(*from_engine())
+    settings = parse_settings(*from_engine(pulumi.get_stack()))
     template = load_template(flow_file(settings.pin_check))
     line = DialOutLine("line", stack=pulumi.get_stack(), settings=settings, template=template,
                        test_users_secret=is_secret("testUsers"))
-except (SettingsError, TemplateError, FlowRefused) as error:
+except (SettingsError, StackFileError, TemplateError, FlowRefused) as error:
     raise pulumi.RunError(str(error)) from None
 
 pulumi.export("flowSid", line.flow_sid)

@@ -113,12 +113,16 @@ class ProgramRun:
         return next(r for r in self.registrations if r.type.endswith(type_suffix))
 
 
-def run_program(stack: str, config: dict[str, str], secret_keys: list[str]) -> ProgramRun:
+def run_program(stack: str, config: dict[str, str], secret_keys: list[str],
+                root_directory: Path | None = None) -> ProgramRun:
+    """The program as the engine runs it for `stack`; `root_directory` is the project folder that holds its
+    stack file (by default this repository)."""
     ensure_event_loop()
     mocks = LineMocks()
     monitor = RecordingMonitor(mocks)
     settings.ROOT.set(None)  # each run gets its own root stack resource, named for its stack
     pulumi.runtime.set_mocks(mocks, project="callmask", stack=stack, preview=False, monitor=monitor)
+    settings.SETTINGS.root_directory = str(root_directory or PROGRAM.parents[1])
     pulumi.runtime.set_all_config(config, secret_keys)
     run = ProgramRun(monitor.registrations)
 

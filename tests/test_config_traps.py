@@ -65,6 +65,14 @@ TRAPS = [
     ({"callmask:testUsers": "+14155550199"}, "callmask:testUsers: expected a list of E.164 numbers"),
     ({"callmask:testUsers": ["+14155550199", "+14155550199"]}, "callmask:testUsers: lists a number more than once"),
     ({"callmask:publish": "yes"}, "callmask:publish: expected true or false, got 'yes'"),
+    # `pulumi config set --path` reads +14155550101 as a number: the error gives the command that keeps the +.
+    ({"callmask:phoneNumber": {"number": 14155550101}}, "callmask:phoneNumber.number: is a number, not text: the "
+     "leading + was lost (`pulumi config set --path` reads +1... as a number); set it as text: pulumi config set "
+     "--path --type string 'callmask:phoneNumber.number' '+14155550101'"),
+    ({"callmask:testUsers": [14155550199]}, "callmask:testUsers[0]: is a number, not text: the leading + was lost "
+     "(`pulumi config set --path` reads +1... as a number); set it as text: pulumi config set --path --type string "
+     "'callmask:testUsers[0]' '+1...'"),
+    ({"callmask:callerId": 14155550101}, "pulumi config set --path --type string 'callmask:callerId' '+14155550101'"),
     ({"callmask:publish": False}, "callmask:publish: is false, so each change becomes a draft only test users "
                                   "reach, but callmask:testUsers is empty"),
 ]
@@ -110,11 +118,46 @@ def test_a_test_user_is_never_echoed_in_an_error(capsys, tmp_path):
     assert secretish not in program(values)
 
 
-def test_a_plaintext_pin_list_in_a_stack_file_is_refused(capsys, tmp_path):
-    text = yaml.safe_dump({"config": {**DEV, "callmask:pins": ["31415926"]}})
-    code, output = command(capsys, project_with(tmp_path, text))
-    assert code == 1 and "callmask:pins is in plaintext" in output and "config set-all --path --secret" in output
-    assert "31415926" not in output
+def test_a_test_user_that_lost_its_plus_is_never_echoed(capsys, tmp_path):
+    values = {**DEV, "callmask:testUsers": [14155550199]}
+    code, output = command(capsys, project_with(tmp_path, yaml.safe_dump({"config": values})))
+    assert code == 1 and "--type string 'callmask:testUsers[0]'" in output and "4155550199" not in output
+    assert "4155550199" not in program(values)
+
+
+ENCRYPTED = {"secure": "v1:c2FsdHNhbHQ=:v1:aGVsbG8="}
+PLAINTEXT_PINS = [
+    (["31415926"], "callmask:pins[0]"),
+    ([ENCRYPTED, "31415926"], "callmask:pins[1]"),  # one element set without --secret
+    ({"alice": ENCRYPTED, "bob": "31415926"}, "callmask:pins.bob"),
+    ({"27182818": "31415926"}, "callmask:pins (entry 1)"),  # a label that may be a PIN is never named
+    ("31415926", "callmask:pins"),
+]
+
+
+@pytest.mark.parametrize("pins, named", PLAINTEXT_PINS, ids=[named for _, named in PLAINTEXT_PINS])
+def test_a_plaintext_pin_in_a_stack_file_is_refused_by_the_command_and_the_program(capsys, tmp_path, pins, named):
+    project = project_with(tmp_path, yaml.safe_dump({"config": {**DEV, "callmask:pins": pins}}))
+    code, output = command(capsys, project)
+    config = {f"callmask:{key}": engine_value(value) for key, value in
+              {"pins": TEST_PINS, **{k.removeprefix("callmask:"): v for k, v in DEV.items()}}.items()}
+    config.update({"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN})
+    # The engine marks the key secret when any element is: the program reads the stack file for the rest.
+    run = run_program("trap", config, ["callmask:pins", "twilio:authToken"], root_directory=project)
+    for said in (output, str(run.error)):
+        assert f"{named} in Pulumi.trap.yaml: a PIN in plaintext is refused" in said
+        assert "pulumi config set --path --secret 'callmask:pins" in said
+        assert "31415926" not in said and "27182818" not in said
+    assert code == 1 and run.registrations == []
+
+
+def test_the_program_refuses_pins_the_engine_holds_in_plaintext():
+    """However the PINs reached the engine (a file elsewhere, the environment), a key not held as a secret
+    stops the program before anything is registered."""
+    config = {"callmask:pins": engine_value(["31415926"]), "twilio:accountSid": ACCOUNT_SID}
+    run = run_program("nofile", config, [])
+    assert run.registrations == [] and "callmask:pins in Pulumi.nofile.yaml: a PIN in plaintext is refused" \
+        in str(run.error) and "31415926" not in str(run.error)
 
 
 def test_yaml_errors_are_one_line_with_the_file_and_line(capsys, tmp_path):

@@ -137,9 +137,10 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     marked = [line.strip() for line in changed.stdout.splitlines() if line.strip().startswith("~")]
     assert marked == [
         "~ pulumi-python:dynamic/twilio:StudioFlow: (update)",
-        "~ values       : (json) {",
+        "~ values: (json) {",
         f'~ prompts.goodbye      : "{old_goodbye}" => "{NEW_GOODBYE}"',
         "~ 1 to update"], "only the changed prompt is marked as changed"
+    assert len(changed.stdout.splitlines()) <= 40, "the changed input alone, not the unchanged template"
     assert "a change becomes a draft revision for 1 test user(s); every other caller keeps the live revision" \
         in changed.output, "the preview says a draft is made and which revision stays live"
     assert re.search(r"\+ draftRevision\s*: \[unknown\]", changed.stdout), "and that a draft is coming"
@@ -183,7 +184,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][1]["properties"].update(
         say="Published in the Console."))
     refreshed = line.run("refresh", "--yes", "--diff")
-    assert re.search(r'drift +: ("" => )?"published revision 3 was published outside callmask \(callmask published '
+    assert re.search(r'drift *: ("" => )?"published revision 3 was published outside callmask \(callmask published '
                      r'revision 1\); draft revision 2 is no longer the latest \(revision 3, published\)"',
                      refreshed.stdout), refreshed.stdout
     line.run("up", "--yes")
@@ -210,8 +211,9 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][-1]["properties"].update(
         say="Edited in the Console."))
     refreshed = line.run("refresh", "--yes", "--diff")
-    assert re.search(r'[+~] drift +: ("" => )?"revision \d+ differs from the template in: widget say_goodbye"',
+    assert re.search(r'[+~] drift *: ("" => )?"revision \d+ differs from the template in: widget say_goodbye"',
                      refreshed.stdout), refreshed.stdout
+    assert len(refreshed.stdout.splitlines()) <= 40, "the drift alone, not every input of the flow"
     line.run("up", "--yes")
     assert fake.flows[flow_sid]["definition"] == rendered_definition("prod", line.root)
 
@@ -231,6 +233,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
 
 
 def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake):
+    fake.api_keys[API_KEY] = API_SECRET
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_API_KEY=API_KEY,
                    TWILIO_API_SECRET=API_SECRET)
     line.run("stack", "init", "dev")
@@ -307,17 +310,38 @@ def test_the_command_reads_stack_files_as_the_engine_does(tmp_path, fake):
         assert parse_settings({**from_engine, "pins": TEST_PINS}) == parse_settings({**from_command, "pins": TEST_PINS})
 
 
-def test_a_twilio_failure_reaches_the_user_as_one_line_naming_the_resource(tmp_path, fake):
+def test_a_number_that_cannot_be_had_stops_preview_and_up_before_anything_is_created(tmp_path, fake):
     fake.available["US"] = []
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     line.run("stack", "init", "dev")
     line.run_line(readme_pin_command())
+    expected = ("No voice-capable local number is available for country US, area_code 415. Widen "
+                "callmask:phoneNumber.search (drop areaCode or contains), or pick a number.")
+    for command in ("preview", "up"):
+        failed = line.run(command, *(["--yes"] if command == "up" else []), check=False)
+        assert failed.exit_code != 0 and expected in failed.stdout and "Traceback" not in failed.output
+    line.run("config", "rm", "--path", "callmask:phoneNumber.search")
+    line.run("config", "set", "--path", "--type", "string", "callmask:phoneNumber.number", "+14155550177")
     failed = line.run("up", "--yes", check=False)
-    assert failed.exit_code != 0
-    # The provider host prints a traceback; its last line is the provider's one-line message.
-    traceback_ends = [text.strip() for text in failed.stdout.splitlines() if text.strip().startswith("callmask.")]
-    assert traceback_ends == ["callmask.providers.phone_number.NumberError: No voice-capable local number is "
-                              "available for country US, area_code 415. Widen callmask:phoneNumber.search "
-                              "(drop areaCode or contains), or pick a number."]
-    assert fake.numbers == {} and fake.purchases == []
+    assert "callmask:phoneNumber.number +14155550177 is neither on this Twilio account nor for sale to it" \
+        in failed.stdout and "Traceback" not in failed.output
+    assert fake.flows == fake.numbers == fake.usage_triggers == {} and fake.writes() == [], "nothing is created"
+    assert_no_secret(line.printed(), "the error output")
+
+
+def test_a_purchase_twilio_refuses_at_up_is_one_line_and_leaves_nothing_else(tmp_path, fake):
+    """Sold to someone else between the look at `check` and the purchase: Twilio's refusal is one line (no
+    traceback), and the number is bought before the rest, so nothing else was created."""
+    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.run("stack", "init", "dev")
+    line.run_line(readme_pin_command())
+    line.run("config", "rm", "--path", "callmask:phoneNumber.search")
+    line.run("config", "set", "--path", "--type", "string", "callmask:phoneNumber.number", "+14155550100")
+    fake.fail("POST", r"/IncomingPhoneNumbers\.json$", status=400, code=21422, times=10,
+              message="PhoneNumber requested is not available")
+    failed = line.run("up", "--yes", check=False)
+    errors = [text.strip() for text in failed.stdout.splitlines() if "error:" in text]
+    assert failed.exit_code != 0 and "Traceback" not in failed.output and "File \"" not in failed.output
+    assert any("is not available to buy (Twilio error 21422)" in error for error in errors), failed.stdout
+    assert fake.flows == {} and fake.numbers == {} and fake.purchases == []
     assert_no_secret(failed.output, "the error output")

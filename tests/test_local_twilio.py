@@ -132,3 +132,19 @@ def test_a_request_the_spec_allows_but_that_cannot_be_read_is_a_400_not_a_crash(
     assert answer.status_code == 400 and answer.json()["message"].startswith(
         "The local Twilio cannot read POST /v2/Flows: JSONDecodeError")
     assert twilio.flows == {}
+
+
+@pytest.mark.parametrize("username, password", [
+    (ACCOUNT_SID, "not-the-token"), ("AC" + "b" * 32, AUTH_TOKEN), ("SK" + "e" * 32, "a-secret-never-issued"),
+    (None, None)])
+def test_credentials_other_than_the_accounts_are_twilios_401(twilio, username, password):
+    """The account SID with its auth token, or an API key the account holds; anything else is refused as
+    Twilio refuses it, before any route or spec check."""
+    auth = (username, password) if username else None
+    answer = requests.get(f"{twilio.base_url}/v2/Flows", auth=auth, timeout=10)
+    assert answer.status_code == 401 and answer.json()["code"] == 20003
+    assert answer.headers["WWW-Authenticate"].startswith("Basic")
+    assert requests.get(f"{twilio.base_url}/v2/Flows", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=10).status_code == 200
+    twilio.api_keys["SK" + "e" * 32] = "the-keys-secret"
+    assert requests.get(f"{twilio.base_url}/v2/Flows", auth=("SK" + "e" * 32, "the-keys-secret"), timeout=10).ok
+    assert twilio.spec_violations == []

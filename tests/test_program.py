@@ -173,7 +173,8 @@ BAD_CONFIG = [
     ({"pins": ["98765432"]}, "callmask:pins[0]: is a run of ascending or descending digits"),
     ({"pins": []}, "callmask:pins: expected a non-empty list of PINs"),
     ({"pins": [["24681357"], {"pin": "86420135"}]}, "callmask:pins[0]: a PIN must be a string of digits 0-9"),
-    ({"pins": [24681357, "86420135"]}, "callmask:pins[0]: is a number, not text: a PIN must be quoted"),
+    ({"pins": [24681357, "86420135"]}, "callmask:pins[0]: is a number, not text (a number loses its leading zeros): "
+     "set each PIN as a secret (a secret is kept as text), pulumi config set --path --secret 'callmask:pins[N]'"),
     ({"language": "english"}, "callmask:language: expected a language tag"),
     ({"gatherTimeout": 0}, "callmask:gatherTimeout: expected a whole number from 1 to 30"),
     ({"dialTimeout": "soon"}, "callmask:dialTimeout: expected a whole number from 5 to 600"),

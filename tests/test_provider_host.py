@@ -1,4 +1,4 @@
-"""The providers driven through `python -m pulumi.dynamic` over gRPC, exactly as the Pulumi engine does:
+"""The providers driven through callmask's provider host (the SDK's `python -m pulumi.dynamic` with one-line errors and detailed diffs) over gRPC, exactly as the Pulumi engine does:
 the host runs in the project's `main` directory, unpickles each provider from `__provider`, gets the
 stack config through Configure, and answers Check, Diff, Create, Read, Update and Delete."""
 
@@ -38,7 +38,7 @@ class Host:
     def __init__(self, base_url: str):
         env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
         env.update({BASE_URL_VARIABLE: base_url, "PULUMI_PROJECT": "callmask"})
-        self.process = subprocess.Popen([sys.executable, "-m", "pulumi.dynamic"], cwd=MAIN_DIR, env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "callmask.provider_host"], cwd=MAIN_DIR, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         port = self.process.stdout.readline().strip()
         assert port.isdigit(), self.process.stderr.read()

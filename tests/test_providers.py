@@ -311,6 +311,7 @@ def test_missing_credentials_are_named_plainly(twilio):
 
 
 def test_credentials_from_environment_and_api_keys(twilio, monkeypatch):
+    twilio.api_keys["SK" + "d" * 32] = "api-secret-value"
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT_SID)
     monkeypatch.setenv("TWILIO_API_KEY", "SK" + "d" * 32)
     monkeypatch.setenv("TWILIO_API_SECRET", "api-secret-value")

@@ -27,6 +27,12 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 CONNECTED = {"completed": "connected", "answered": "connected", "busy": "busy", "no-answer": "no answer",
              "failed": "failed", "canceled": "canceled"}
 REFUSED = ("refused PIN", "refused number", "no input", "hung up", "PIN check failed")
+OUTCOMES = tuple(dict.fromkeys([*CONNECTED.values(), *REFUSED]))
+
+
+def outcome_key(outcome: str) -> str:
+    """An outcome as `callmask calls --outcome` names it: refused PIN -> refused-pin."""
+    return outcome.lower().replace(" ", "-")
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,31}|pins\[\d{1,3}\]")  # a PIN's label as settings allow it
 PAGE_SIZE = 50
 

@@ -23,6 +23,7 @@ from callmask.command_flow import (
     PINS_VARIABLE,
     CommandError,
     given_pins,
+    known_pins,
     load_file_flow,
     load_flow,
     load_stack_flow,
@@ -121,7 +122,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
             old, new = (load_file_flow(Path(f), allow_template=True, pins=given_pins(args)) for f in args.files)
         changes = flow_diff.compare(old.definition, new.definition, new.pins or None)
         sections = [flow_diff.markdown(changes, f"Call flow: {args.files[0]} → {args.files[1]}")]
-    print(mask("\n".join(sections), given_pins(args) or [], args.reveal))
+    print(mask("\n".join(sections), known_pins(args), args.reveal))
     return 0
 
 
@@ -254,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("calls", help="the stack's calls from Twilio: caller, PIN, destination, outcome")
     audit.add_argument("--stack", required=True, help="a deployed stack (its credentials as Pulumi takes them)")
     audit.add_argument("--since", default="24h", help="30m, 24h, 7d, or an ISO date (default 24h)")
+    audit.add_argument("--outcome", help="only the calls that ended so: refused-pin (PINs keyed wrong), "
+                                         "refused-number, no-input, connected, busy, ... (every outcome the table shows)")
     audit.add_argument("--json", action="store_true", help="one object per call")
     audit.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     permissions = commands.add_parser("account", help="the account's voice dialing permissions against what the "
@@ -261,6 +264,16 @@ def parser() -> argparse.ArgumentParser:
     permissions.add_argument("--stack", required=True, help="a stack (its credentials as Pulumi takes them)")
     permissions.add_argument("--json", action="store_true", help="machine-readable")
     permissions.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    ring = commands.add_parser("call", help="ring a stack deployed to the local Twilio: the caller's keypresses "
+                                            "played through the deployed line, kept as a call `calls` shows")
+    ring.add_argument("--stack", required=True, help="a stack deployed to the local Twilio (callmask local-twilio)")
+    ring.add_argument("--from", dest="caller", required=True, metavar="NUMBER", help="the caller's number, E.164")
+    ring.add_argument("--press", action="append", dest="presses", metavar="KEYS",
+                      help="what the caller presses at the next prompt, e.g. 24681357# (repeat per prompt)")
+    ring.add_argument("--dial-status", default="completed", choices=call_simulation.DIAL_STATUSES,
+                      help="what the dialed party does (default: answers)")
+    ring.add_argument("--hangup", action="store_true", help="the caller hangs up once the presses run out")
+    ring.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     local = commands.add_parser("local-twilio", help="serve a local Twilio on 127.0.0.1 for a stack to deploy to")
     local.add_argument("--port", type=int, default=4010, help="the port to listen on (default 4010; 0: any free port)")
     commands.add_parser("demo", help="deploy the line to a local Twilio, call it and destroy it (make demo)")
@@ -271,6 +284,12 @@ def cmd_calls(args: argparse.Namespace) -> int:
     from callmask.deployed_commands import calls
     flow = stand_in_flow(args)
     print(calls(args, flow.definition, flow.pins, flow.allowed_countries))
+    return 0
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    from callmask.deployed_commands import call
+    print(call(args))
     return 0
 
 
@@ -301,7 +320,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"render": cmd_render, "validate": cmd_validate, "simulate": cmd_simulate, "diagram": cmd_diagram,
-            "diff": cmd_diff, "calls": cmd_calls, "account": cmd_account, "local-twilio": cmd_local_twilio,
+            "diff": cmd_diff, "calls": cmd_calls, "call": cmd_call, "account": cmd_account, "local-twilio": cmd_local_twilio,
             "demo": cmd_demo}
 
 

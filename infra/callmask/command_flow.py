@@ -51,21 +51,53 @@ def placeholder_pins(length: int) -> list[str]:
 def chosen_pins(args: argparse.Namespace, pin_length: int) -> list[str]:
     if given := given_pins(args):
         return given
-    if not getattr(args, "placeholders_announced", False):
-        print(f"callmask: no PINs given (--pins or {PINS_VARIABLE}); using placeholder PINs, not the stack's.",
-              file=sys.stderr)
-        args.placeholders_announced = True
+    announce(args, f"callmask: no PINs given (--pins or {PINS_VARIABLE}); using placeholder PINs, not the stack's.")
     return placeholder_pins(pin_length)
+
+
+def announce(args: argparse.Namespace, line: str) -> None:
+    """A notice about the PINs, said once per command (a diff loads the stack twice)."""
+    if not getattr(args, "placeholders_announced", False):
+        print(line, file=sys.stderr)
+        args.placeholders_announced = True
+
+
+def stack_secret_pins(args: argparse.Namespace, stack: str, project_dir: Path, encrypted: Any) -> Any:
+    """The stack's own PINs, decrypted by the `pulumi` CLI as `pulumi up` decrypts them (a list or a labeled
+    map, exactly as the program gets it), when its file holds them encrypted and none were given; else None,
+    saying why the placeholders stand in."""
+    if given_pins(args) is not None or getattr(args, "placeholders_announced", False) or not is_encrypted(encrypted):
+        return None
+    if not hasattr(args, "secret_pins"):  # one `pulumi` call per command (a diff loads the stack twice)
+        from callmask.deployed_stack import StackUnreadable, read_config
+        try:
+            args.secret_pins = read_config(stack, project_dir).get("callmask:pins")
+        except StackUnreadable as error:
+            announce(args, f"callmask: cannot read stack {stack}'s PINs ({error}); using placeholder PINs, not the "
+                           f"stack's (or give them with --pins or {PINS_VARIABLE}).")
+            return None
+    return args.secret_pins
+
+
+def known_pins(args: argparse.Namespace) -> list[str]:
+    """Every PIN the command was given or decrypted, for masking what it prints."""
+    secret = getattr(args, "secret_pins", None)
+    decrypted = secret.values() if isinstance(secret, dict) else secret if isinstance(secret, list) else []
+    return (given_pins(args) or []) + [str(pin) for pin in decrypted]
 
 
 def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PROJECT_DIR,
                     template_file: Path | None = None) -> LoadedFlow:
-    """The exact definition `pulumi up` would deploy for a stack (same settings and renderer)."""
+    """The exact definition `pulumi up` would deploy for a stack (same settings and renderer), with the
+    stack's own PINs where the `pulumi` CLI can decrypt them."""
     values, others = from_files(stack, project_dir)
-    length = str(values.get("pinLength"))
-    pins = chosen_pins(args, int(length) if length.isascii() and length.isdigit() and len(length) < 3 else 8)
-    labels = list(values["pins"]) if isinstance(values.get("pins"), dict) else []
-    values["pins"] = dict(zip(labels, pins)) if len(labels) == len(pins) else pins  # a labeled map keeps its labels
+    if (secret := stack_secret_pins(args, stack, project_dir, values.get("pins"))) is not None:
+        values["pins"] = secret  # validated below exactly as the program validates it
+    else:
+        length = str(values.get("pinLength"))
+        pins = chosen_pins(args, int(length) if length.isascii() and length.isdigit() and len(length) < 3 else 8)
+        labels = list(values["pins"]) if isinstance(values.get("pins"), dict) else []
+        values["pins"] = dict(zip(labels, pins)) if len(labels) == len(pins) else pins  # a labeled map keeps its labels
     if isinstance(values.get("testUsers"), list):  # a secret test user stands in as a number that is no one's
         values["testUsers"] = [f"{PLACEHOLDER_TEST_USERS}{index:04d}" if is_encrypted(user) else user
                                for index, user in enumerate(values["testUsers"])]

@@ -61,12 +61,17 @@ class DeployedStack:
 
 
 def read_stack(name: str, project_dir: Path = PROJECT_DIR) -> DeployedStack:
+    config = read_config(name, project_dir)
+    outputs = run_pulumi(["stack", "output", "--stack", name, "--json"], project_dir)
+    return DeployedStack(name, config, outputs)
+
+
+def read_config(name: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+    """Every config key of the stack, secrets decrypted by the `pulumi` CLI (lists and maps as data)."""
     if not STACK_NAME.fullmatch(name):
         raise StackUnreadable(f"{name!r} is not a stack name: letters, digits, '-', '_' and '.'")
     listed = run_pulumi(["config", "--stack", name, "--show-secrets", "--json"], project_dir)
-    config = {key: entry.get("objectValue", entry.get("value")) for key, entry in listed.items()}
-    outputs = run_pulumi(["stack", "output", "--stack", name, "--json"], project_dir)
-    return DeployedStack(name, config, outputs)
+    return {key: entry.get("objectValue", entry.get("value")) for key, entry in listed.items()}
 
 
 def run_pulumi(args: list[str], project_dir: Path) -> Any:

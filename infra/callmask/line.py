@@ -56,6 +56,13 @@ class DialOutLine(pulumi.ComponentResource):
             permissions.warnings.apply(lambda warnings: [pulumi.log.warn(w, permissions) for w in warnings or []])
             permissions.drift.apply(lambda drift: drift and pulumi.log.warn(f"dialing permissions {drift}", permissions))
             child = pulumi.ResourceOptions(parent=self, depends_on=[permissions])
+        release = settings.release_number_on_destroy
+        number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
+                             friendly_name=friendly_name, release_on_destroy=release,
+                             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
+                                 retain_on_delete=not release)))
+        # The number first: a purchase Twilio refuses at `up` leaves nothing else behind.
+        child = pulumi.ResourceOptions(parent=self, depends_on=[*(child.depends_on or []), number])
         flow_options, pin_check_url = child, None
         if settings.checks_pin_in_function:
             pin_check_url, deployed = self.pin_check_function(name, stack, settings, child)
@@ -65,11 +72,6 @@ class DialOutLine(pulumi.ComponentResource):
                           pins=[] if settings.checks_pin_in_function else list(settings.pins),
                           pin_check_url=pin_check_url, publish=settings.publish,
                           test_users=pulumi.Output.secret(users) if test_users_secret else users, opts=flow_options)
-        release = settings.release_number_on_destroy
-        number = PhoneNumber(f"{name}-number", selection=settings.phone_number.as_input(),
-                             friendly_name=friendly_name, release_on_destroy=release,
-                             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                                 retain_on_delete=not release)))
         binding = VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, flow_sid=flow.id,
                                voice_url=flow.webhook_url, voice_before=number.voice_before, opts=child)
         binding.previous_known.apply(lambda known: known is False and pulumi.log.warn(
@@ -85,9 +87,12 @@ class DialOutLine(pulumi.ComponentResource):
         self.phone_number = number.phone_number
         self.phone_number_sid = number.sid
         self.live_revision, self.draft_revision = flow.live_revision, flow.draft_revision
-        if not settings.publish:
-            pulumi.log.info(f"publish is false: a change becomes a draft revision for {len(users)} test user(s); "
-                            "every other caller keeps the live revision (stack output liveRevision)", flow)
+        if not settings.publish and pulumi.runtime.is_dry_run():
+            # Said once, by the preview (`up` runs one first), and only of a flow that exists: its id is known
+            # then, while a new flow's first definition is published whatever publish says.
+            flow.id.apply(lambda _: pulumi.log.info(
+                f"publish is false: a change becomes a draft revision for {len(users)} test user(s); every other "
+                "caller keeps the live revision (stack output liveRevision)", flow))
         self.pin_check_url = pin_check_url
         self.register_outputs({"flow_sid": flow.sid, "webhook_url": flow.webhook_url,
                                "phone_number": number.phone_number, "phone_number_sid": number.sid,

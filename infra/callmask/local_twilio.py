@@ -42,6 +42,7 @@ from werkzeug.wrappers import Request, Response
 
 from callmask import local_serverless
 from callmask.local_serverless import SERVERLESS_HOST, UPLOAD_HOST, UPLOAD_PATH, LocalServerless
+from callmask.settings import E164
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / ".twilio-oai"  # where `make setup` puts them
 STUDIO_HOST, API_HOST, VOICE_HOST = "https://studio.twilio.com", "https://api.twilio.com", "https://voice.twilio.com"
@@ -51,6 +52,9 @@ WEBHOOK_HOST = "https://webhooks.twilio.com"
 SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete; their revisions, test users, executions, "
           "steps and contexts), the account, its incoming and available local phone numbers, its usage "
           f"triggers, its voice dialing permissions (/v1/DialingPermissions), and {local_serverless.SERVED}")
+
+# `callmask call`'s route: the one request here that is not Twilio's API (it stands for a phone ringing the line).
+INCOMING_CALL_PATH = "/callmask/local/IncomingCalls"
 
 _specs: dict[str, OpenAPI] = {}
 
@@ -169,6 +173,7 @@ class LocalTwilio(LocalServerless):
     bulk_updates: list[list[dict[str, Any]]] = field(default_factory=list)
     dialing_permissions: dict[str, dict[str, Any]] = field(default_factory=lambda: new_account_permissions())
     available: dict[str, list[str]] = field(default_factory=dict)
+    api_keys: dict[str, str] = field(default_factory=dict)  # SK... -> secret, besides the account's auth token
     calls: list[Call] = field(default_factory=list)
     purchases: list[str] = field(default_factory=list)
     purchases_while_holding_one: list[str] = field(default_factory=list)
@@ -293,6 +298,11 @@ class LocalTwilio(LocalServerless):
     def _answer(self, environ, start_response):
         request = Request(environ)
         host = _host_of(request.path, request.method)
+        if not self._authenticated(request):
+            response = self._error(401, 20003, "Authenticate", headers={"WWW-Authenticate": 'Basic realm="Twilio API"'})
+            return self._refuse(request, response)(environ, start_response)
+        if request.path == INCOMING_CALL_PATH and request.method == "POST":
+            return self._incoming_call(request)(environ, start_response)
         handler = self._handler(request)
         if handler is None:
             return self._refuse(request, self._unserved(request))(environ, start_response)
@@ -331,6 +341,16 @@ class LocalTwilio(LocalServerless):
             # gave up long ago).
             environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
         return (response or Response(status=204))(environ, start_response)
+
+    def _authenticated(self, request: Request) -> bool:
+        """HTTP Basic with the account SID and its auth token, or an API key (SK...) and its secret, as
+        Twilio takes them; anything else is Twilio's 401."""
+        auth = request.authorization
+        if auth is None or auth.type != "basic":
+            return False
+        if auth.username == ACCOUNT_SID:
+            return auth.password == AUTH_TOKEN
+        return auth.username in self.api_keys and self.api_keys[auth.username] == auth.password
 
     def _wait_for_release(self, at_most: float) -> None:
         with self._lock:
@@ -399,7 +419,8 @@ class LocalTwilio(LocalServerless):
             ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})", self._fetch_country),
             ("GET", r"/v1/DialingPermissions/Countries/([A-Z]{2})/HighRiskSpecialPrefixes", self._list_prefixes),
             ("POST", r"/v1/DialingPermissions/BulkCountryUpdates", self._bulk_country_update),
-            ("GET", r"/2010-04-01/Accounts/AC\w+/AvailablePhoneNumbers/(\w\w)/Local\.json", self._search_numbers),
+            ("GET", r"/2010-04-01/Accounts/AC\w+/AvailablePhoneNumbers/(\w\w)/(Local|Mobile|TollFree)\.json",
+             self._search_numbers),
             ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._list_numbers),
             ("POST", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers\.json", self._buy_number),
             ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers/(PN\w+)\.json", self._fetch_number),
@@ -540,15 +561,42 @@ class LocalTwilio(LocalServerless):
                           "executions": f"{url}/Executions"}}
 
     # ---- calls and Studio executions ----
+    def _incoming_call(self, request: Request) -> Response:
+        """`callmask call`: a call to one of the account's numbers, as `place_call` plays it. Not a Twilio API
+        (Twilio takes real calls), so no spec covers it: its few fields are checked here."""
+        from callmask.call_simulation import DIAL_STATUSES
+
+        form = request.form
+        to, caller = form.get("To", ""), form.get("From", "")
+        dial_status = form.get("DialStatus", "completed")
+        problem = ("To and From must be E.164 numbers" if not (E164.fullmatch(to) and E164.fullmatch(caller)) else
+                   f"the account has no number {to}" if not any(n["phone_number"] == to for n in self.numbers.values())
+                   else f"DialStatus {dial_status!r} is not one of {', '.join(DIAL_STATUSES)}"
+                   if dial_status not in DIAL_STATUSES else None)
+        if problem is None and (flow_sid := self._flow_of_number(to)) is None:
+            problem = f"{to}'s voice URL is not a Studio flow of this account"
+        if problem:
+            return self._error(400, 21201, problem)
+        execution = self.place_call(to, caller, form.getlist("Press"), dial_status=dial_status,
+                                    hangup=form.get("Hangup") == "true")
+        self.calls.append(Call("POST", request.path, 201))
+        return self._json(201, {"execution_sid": execution["sid"], "flow_sid": flow_sid,
+                                "revision": execution["revision"], "transcript": execution["transcript"]})
+
+    def _flow_of_number(self, phone_number: str) -> str | None:
+        number = next(n for n in self.numbers.values() if n["phone_number"] == phone_number)
+        flow_sid = (number["voice_url"] or "").rstrip("/").rsplit("/", 1)[-1]
+        return flow_sid if flow_sid in self.flows else None
+
     def place_call(self, to: str, caller: str, presses: list[str], dial_status: str = "completed",
                    duration: int = 42, hangup: bool = False, when: datetime | None = None) -> dict[str, Any]:
         """A call to one of the account's numbers, played through the flow its voice URL points at: a test
         user gets the flow's latest revision (a draft, if there is one), everyone else the latest published
         one. Kept as Studio keeps it, an execution with its steps and context (the gathered digits too)."""
         from callmask.call_simulation import CallerInput, CallSimulator  # python-liquid: only for calls
+        from callmask.call_transcript import transcript
 
-        number = next(n for n in self.numbers.values() if n["phone_number"] == to)
-        flow_sid = (number["voice_url"] or "").rstrip("/").rsplit("/", 1)[-1]
+        flow_sid = self._flow_of_number(to)
         flow = self.flows[flow_sid]
         revision = flow["revisions"][-1] if caller in flow["test_users"] else self.published_revision(flow_sid)
         with local_serverless.DeployedFunctions(self) as functions:
@@ -572,7 +620,8 @@ class LocalTwilio(LocalServerless):
         with self._lock:
             self.executions[execution_sid] = {"sid": execution_sid, "flow_sid": flow_sid, "steps": steps,
                                               "revision": revision["revision"], "contact_channel_address": caller,
-                                              "context": context, "date_created": moment}
+                                              "context": context, "date_created": moment,
+                                              "transcript": transcript(result)}
         return self.executions[execution_sid]
 
     def _list_executions(self, request, form, flow_sid) -> Response:
@@ -753,7 +802,8 @@ class LocalTwilio(LocalServerless):
                                 "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}.json"})
 
     # ---- phone numbers ----
-    def _search_numbers(self, request, form, country) -> Response:
+    def _search_numbers(self, request, form, country, kind) -> Response:
+        """Numbers for sale (each one voice-capable, of every kind: the tests sell a few, not a catalogue)."""
         area_code = request.args.get("AreaCode", "")
         contains = request.args.get("Contains", "").replace("*", "")
         found = [n for n in self.available.get(country, [])
@@ -892,7 +942,7 @@ def _new_account_permissions() -> str:
 
 
 # ---- `callmask local-twilio` ----
-NUMBERS_FOR_SALE = {"US": ["+14155550100", "+14155550101", "+14155550102", "+12125550100"]}
+NUMBERS_FOR_SALE = {"US": ["+14155550100", "+14155550101", "+14155550102", "+14155550142", "+12125550100"]}
 
 
 def with_numbers_for_sale() -> LocalTwilio:

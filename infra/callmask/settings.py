@@ -346,7 +346,9 @@ class _Reader:
             self.problem("testUsers", "expected a list of E.164 numbers, e.g. [\"+14155550123\"]")
             return ()
         for index, number in enumerate(value):
-            if not isinstance(number, str) or not E164.fullmatch(number):
+            if lost_plus(number):  # never echoed: the list may be a secret
+                self.problem(f"testUsers[{index}]", number_lost_plus(f"testUsers[{index}]", "+1..."))
+            elif not isinstance(number, str) or not E164.fullmatch(number):
                 self.problem(f"testUsers[{index}]", "expected an E.164 number: + then the country code and number, "
                              "digits only, e.g. +14155550123 (quote it in YAML)")
         numbers = tuple(number for number in value if isinstance(number, str) and E164.fullmatch(number))
@@ -438,7 +440,9 @@ class _Reader:
         value = self.raw.get("callerId") or ""
         if value == "":
             return FLOW_OWN_NUMBER
-        if not isinstance(value, str) or not E164.fullmatch(value):
+        if lost_plus(value, whole_key=True):
+            self.problem("callerId", number_lost_plus("callerId", f"+{value}"))
+        elif not isinstance(value, str) or not E164.fullmatch(value):
             self.problem("callerId", f"expected an E.164 number such as +14155550123, or empty for the line's own number; got {shown(value)}")
         return value
 
@@ -452,7 +456,9 @@ class _Reader:
             return NumberSelection(mode="number")
         mode = chosen[0]
         if mode == "number":
-            if not isinstance(value["number"], str) or not E164.fullmatch(value["number"]):
+            if lost_plus(value["number"]):
+                self.problem("phoneNumber.number", number_lost_plus("phoneNumber.number", f"+{value['number']}"))
+            elif not isinstance(value["number"], str) or not E164.fullmatch(value["number"]):
                 self.problem("phoneNumber.number", f"expected an E.164 number such as +14155550123, got {shown(value['number'])}")
             return NumberSelection(mode="number", number=value["number"])
         if mode == "sid":
@@ -496,10 +502,23 @@ def _usd(amount: Any) -> str | None:
     return f"{number:.2f}"
 
 
+def lost_plus(value: Any, whole_key: bool = False) -> bool:
+    """A phone number read as a number: `pulumi config set --path` (or bare YAML) turns +14155550101 into
+    14155550101, which the engine hands a program as the text "14155550101" where it is a `whole_key`."""
+    digits = str(value) if isinstance(value, int) and not isinstance(value, bool) else value if whole_key else None
+    return isinstance(digits, str) and digits.isascii() and digits.isdigit() and E164.fullmatch(f"+{digits}") is not None
+
+
+def number_lost_plus(key: str, example: str) -> str:
+    return (f"is a number, not text: the leading + was lost (`pulumi config set --path` reads +1... as a number); "
+            f"set it as text: pulumi config set --path --type string '{NAMESPACE}:{key}' '{example}'")
+
+
 def pin_problem(pin: Any, pin_length: int | None) -> str | None:
     """Why a PIN is refused, in words that never repeat the PIN."""
     if isinstance(pin, int) and not isinstance(pin, bool):
-        return "is a number, not text: a PIN must be quoted (a YAML number loses leading zeros)"
+        return ("is a number, not text (a number loses its leading zeros): set each PIN as a secret (a secret is kept as text), "
+                "pulumi config set --path --secret 'callmask:pins[N]' (type the PIN when asked)")
     if not isinstance(pin, str) or not pin.isascii() or not pin.isdigit():
         return "a PIN must be a string of digits 0-9"
     if pin_length is not None and len(pin) != pin_length:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from callmask.settings import NAMESPACE, shown
+from callmask.settings import DIGIT_RUN, LABEL, NAMESPACE, shown
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PREFIX = f"{NAMESPACE}:"
@@ -23,15 +23,50 @@ class StackFileError(ValueError):
     pass
 
 
-def from_engine() -> tuple[dict[str, Any], list[str]]:
+def from_engine(stack: str) -> tuple[dict[str, Any], list[str]]:
     """The `callmask:*` config of the running program, keys without the prefix (secrets in plaintext),
-    and the stack's other keys."""
+    and the stack's other keys. PINs that are not secrets are refused here, before anything is registered:
+    the engine says only whether the whole key holds a secret, so the stack file names each element."""
     # Imported here, so the `callmask` command starts without loading the Pulumi runtime.
     from pulumi.runtime import config as runtime_config
+    from pulumi.runtime.settings import get_root_directory
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     values = {key[len(PREFIX):]: value for key, value in merged.items() if key.startswith(PREFIX)}
+    if "pins" in values:
+        path = Path(get_root_directory() or PROJECT_DIR) / f"Pulumi.{stack}.yaml"
+        in_file = (_read_yaml(path).get("config") or {}).get(f"{PREFIX}pins") if path.is_file() else None
+        keys = plaintext_pin_keys(in_file) if in_file is not None else []
+        if keys or not is_secret("pins"):
+            raise StackFileError(plaintext_pins_message(keys or ["pins"], path.name))
     return values, [key for key in merged if not key.startswith(PREFIX)]
+
+
+def plaintext_pin_keys(value: Any) -> list[str]:
+    """The keys of a stack file's `callmask:pins` that hold a PIN in plaintext: each element of a list
+    (`pins[2]`) or map (`pins.alice`; a label that may be a PIN is named by its position), or the whole key."""
+    if is_encrypted(value):
+        return []
+    if isinstance(value, list) and value:
+        return [f"pins[{index}]" for index, item in enumerate(value) if not is_encrypted(item)]
+    if isinstance(value, dict) and value:
+        return [f"pins.{label}" if LABEL.fullmatch(str(label)) and not DIGIT_RUN.search(str(label))
+                else f"pins (entry {position})"
+                for position, (label, item) in enumerate(value.items(), start=1) if not is_encrypted(item)]
+    return ["pins"]
+
+
+def plaintext_pins_message(keys: list[str], file_name: str) -> str:
+    """One line naming the plaintext PIN keys and the command that makes each a secret (never a value)."""
+    named = ", ".join(f"{PREFIX}{key}" for key in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+    first = keys[0]
+    if first.startswith("pins[") or first.startswith("pins."):
+        fix = (f"set each again as a secret, which replaces the plaintext value: pulumi config set --path --secret "
+               f"'{PREFIX}{first}' (type the PIN when asked)")
+    else:
+        fix = (f"remove it (pulumi config rm {PREFIX}pins) and set each PIN as a secret: pulumi config set --path "
+               f"--secret '{PREFIX}pins[0]' (type the PIN when asked)")
+    return f"{named} in {file_name}: a PIN in plaintext is refused (PINs are always secrets); {fix}"
 
 
 def is_secret(key: str) -> bool:
@@ -69,10 +104,8 @@ def from_files(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, A
     if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
         raise StackFileError(f"{path.name}: `config` must be a mapping of text keys (namespace:name) to values")
     pins = config.get(f"{PREFIX}pins")
-    if pins is not None and not is_encrypted(pins):
-        raise StackFileError(f"{path.name}: callmask:pins is in plaintext; delete it from the file and set the PINs "
-                             "as secrets: pulumi config set-all --path --secret 'callmask:pins[0]=...', or by label "
-                             "'callmask:pins.alice=...' (see README)")
+    if pins is not None and (keys := plaintext_pin_keys(pins)):
+        raise StackFileError(plaintext_pins_message(keys, path.name))
     values = {key: engine_form(value) for key, value in project_defaults(project_dir).items()}
     values.update({key[len(PREFIX):]: engine_form(value) for key, value in config.items() if key.startswith(PREFIX)})
     others = {key: engine_form(value) for key, value in config.items() if not key.startswith(PREFIX)}

@@ -26,7 +26,7 @@ from twilio.base.exceptions import TwilioException
 
 from callmask import twilio_api
 from callmask.account_report import entry_for, needs_high_risk, permission_entries
-from callmask.providers.twilio_provider import ProviderError, TwilioProvider, answer_of, twilio_operation
+from callmask.providers.twilio_provider import DetailedDiff, ProviderError, TwilioProvider, answer_of, twilio_operation
 
 FLAGS = ("low_risk_numbers_enabled", "high_risk_special_numbers_enabled", "high_risk_tollfraud_numbers_enabled")
 WRITING_MODES = ("atLeast", "exactly")
@@ -121,9 +121,10 @@ class DialingPermissionsProvider(TwilioProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in ("mode", "countries", "number_types") if olds.get(key) != news.get(key)]
-        if news.get("planned") or olds.get("drift") or olds.get("warnings") != news.get("warnings"):
-            changed.append("planned")
-        return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+        changed += ["planned"] if news.get("planned") else []
+        changed += ["drift"] if olds.get("drift") else []
+        changed += ["warnings"] if olds.get("warnings") != news.get("warnings") else []
+        return DetailedDiff(changed)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(f"dialing-permissions-{props['stack']}", self.apply(props, {}))

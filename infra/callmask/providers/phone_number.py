@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 import pulumi
+from phonenumbers import PhoneNumberType
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -23,7 +25,11 @@ from pulumi.dynamic import (
 )
 from twilio.base.exceptions import TwilioException
 
+from callmask import twilio_api
+
 from callmask.providers.twilio_provider import (
+    NOT_FOUND,
+    DetailedDiff,
     ProviderError,
     TwilioProvider,
     answer_of,
@@ -58,12 +64,41 @@ class PhoneNumberProvider(TwilioProvider):
                 "callmask:phoneNumber changed while releaseNumberOnDestroy is true, which would release the "
                 "old number. Set releaseNumberOnDestroy to false and run `pulumi up` first; release the old "
                 "number yourself if you mean to."))
+        if not failures and (not olds or olds.get("selection") != selection):
+            if problem := self.unobtainable(selection, news.get("friendly_name")):
+                failures.append(CheckFailure("selection", problem))
         return CheckResult(news, failures)
+
+    def unobtainable(self, selection: dict[str, Any], friendly_name: str | None) -> str | None:
+        """Why the selected number can be neither adopted nor bought, found in `check` (also in a preview),
+        so that `up` creates nothing for a line that could never get its number. None when it can, or when
+        there are no credentials to look with (a pull-request preview): `up` looks again."""
+        wanted = selection.get("number") or selection.get("sid") or f"a number in {selection.get('country')}"
+        try:
+            client = self.client()
+            if selection["mode"] == "sid":
+                adopt_by_sid(client, selection["sid"])
+                return None
+            if selection["mode"] == "number":
+                if find_owned(client, selection["number"]) or for_sale(client, selection["number"]):
+                    return None
+                return (f"callmask:phoneNumber.number {selection['number']} is neither on this Twilio account nor for "
+                        "sale to it: pick a number the account owns or can buy (Console: Phone Numbers > Buy a "
+                        "number), or use {search: {country, areaCode}}")
+            if (friendly_name and find_by_friendly_name(client, friendly_name)) or candidates(client, selection, 1):
+                return None
+            return search_exhausted(selection)
+        except twilio_api.MissingCredentials:
+            return None
+        except NumberError as error:
+            return str(error)
+        except TwilioException as error:
+            return f"cannot look up {wanted} before creating anything: {answer_of(error).describe()}. Run it again."
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in ("selection", "friendly_name", "release_on_destroy") if olds.get(key) != news.get(key)]
         replaces = ["selection"] if "selection" in changed and not same_number(olds, news["selection"]) else []
-        return DiffResult(changes=bool(changed), replaces=replaces, stables=["sid", "phone_number"],
+        return DetailedDiff(changed, replaces, stables=["sid", "phone_number"],
                           delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -165,17 +200,46 @@ def purchase(client, phone_number: str, friendly_name: str):
         return bought
 
 
-def search_and_buy(client, selection: dict[str, Any], friendly_name: str):
-    criteria = {key: selection[key] for key in ("area_code", "contains") if selection.get(key)}
-    wanted = f"country {selection['country']}" + "".join(f", {key} {value}" for key, value in criteria.items())
+def for_sale(client, phone_number: str) -> bool:
+    """Whether Twilio sells this exact number to the account: looked up among the available numbers of its
+    country and type (local, mobile or toll-free), by its digits."""
+    parsed = phonenumbers.parse(phone_number)
+    country = phonenumbers.region_code_for_number(parsed)
+    if not country or country == "001":
+        return False
+    kind = {PhoneNumberType.TOLL_FREE: "toll_free", PhoneNumberType.MOBILE: "mobile"}.get(
+        phonenumbers.number_type(parsed), "local")
     try:
-        candidates = client.available_phone_numbers(selection["country"]).local.list(
-            voice_enabled=True, limit=SEARCH_CANDIDATES, **criteria)
+        found = getattr(client.available_phone_numbers(country), kind).list(
+            contains=phone_number.lstrip("+"), voice_enabled=True, limit=SEARCH_CANDIDATES)
+    except TwilioException as error:
+        if answer_of(error).status == NOT_FOUND or answer_of(error).code == NO_NUMBERS_IN_AREA:
+            return False
+        raise
+    return any(candidate.phone_number == phone_number for candidate in found)
+
+
+def candidates(client, selection: dict[str, Any], limit: int = SEARCH_CANDIDATES) -> list:
+    """Voice-capable local numbers for sale that match a `search` selection."""
+    criteria = {key: selection[key] for key in ("area_code", "contains") if selection.get(key)}
+    try:
+        return client.available_phone_numbers(selection["country"]).local.list(
+            voice_enabled=True, limit=limit, **criteria)
     except TwilioException as error:
         if answer_of(error).code != NO_NUMBERS_IN_AREA:
             raise
-        candidates = []
-    for candidate in candidates:
+        return []
+
+
+def search_exhausted(selection: dict[str, Any]) -> str:
+    criteria = {key: selection[key] for key in ("area_code", "contains") if selection.get(key)}
+    wanted = f"country {selection['country']}" + "".join(f", {key} {value}" for key, value in criteria.items())
+    return (f"No voice-capable local number is available for {wanted}. Widen callmask:phoneNumber.search (drop "
+            "areaCode or contains), or pick a number.")
+
+
+def search_and_buy(client, selection: dict[str, Any], friendly_name: str):
+    for candidate in candidates(client, selection):
         try:
             return purchase(client, candidate.phone_number, friendly_name)
         except NumberUnavailable:
@@ -183,8 +247,7 @@ def search_and_buy(client, selection: dict[str, Any], friendly_name: str):
             ours = find_by_friendly_name(client, friendly_name)
             if ours is not None:
                 return ours
-    raise NumberError(f"No voice-capable local number is available for {wanted}. Widen "
-                      "callmask:phoneNumber.search (drop areaCode or contains), or pick a number.")
+    raise NumberError(search_exhausted(selection))
 
 
 class PhoneNumber(Resource, module="twilio", name="PhoneNumber"):

@@ -9,12 +9,13 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
 from callmask.pin_function import new_salt
+from callmask.providers.twilio_provider import DetailedDiff
 
 
 class PinSaltProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = ["stack"] if olds.get("stack") != news.get("stack") else []
-        return DiffResult(changes=bool(replaces), replaces=replaces, stables=["salt"], delete_before_replace=False)
+        return DetailedDiff(replaces, replaces, stables=["salt"])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(f"pin-salt-{props['stack']}", {**props, "salt": new_salt()})

@@ -22,6 +22,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from callmask import pin_function, twilio_api
 from callmask.providers.twilio_provider import (
+    DetailedDiff,
     ProviderError,
     TwilioProvider,
     create_once,
@@ -50,7 +51,7 @@ def _required_text(news: dict[str, Any], *keys: str) -> CheckResult:
 def _replacing(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> DiffResult:
     """A resource Twilio cannot change in place: any input change makes a new one (before the old one goes)."""
     replaces = _changed(olds, news, keys)
-    return DiffResult(changes=bool(replaces), replaces=replaces, stables=[], delete_before_replace=False)
+    return DetailedDiff(replaces, replaces)
 
 
 # ---- Service ----
@@ -66,7 +67,7 @@ class ServiceProvider(TwilioProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = _changed(olds, news, ("unique_name",))
         changed = replaces + _changed(olds, news, ("friendly_name",)) + (["drift"] if olds.get("drift") else [])
-        return DiffResult(changes=bool(changed), replaces=replaces, stables=["sid"], delete_before_replace=False)
+        return DetailedDiff(changed, replaces, stables=["sid"])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client, name = self.client(), props["unique_name"]
@@ -430,7 +431,7 @@ class DeploymentProvider(TwilioProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = _changed(olds, news, ("service_sid", "environment_sid", "build_sid"))
         changed = replaces + (["drift"] if olds.get("drift") else [])
-        return DiffResult(changes=bool(changed), replaces=replaces, stables=[], delete_before_replace=False)
+        return DetailedDiff(changed, replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         deployment = self.deploy(props)
@@ -508,7 +509,7 @@ class VariablesProvider(TwilioProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = _changed(olds, news, ("service_sid", "environment_sid"))
         changed = replaces + _changed(olds, news, ("variables",)) + (["drift"] if olds.get("drift") else [])
-        return DiffResult(changes=bool(changed), replaces=replaces, stables=[], delete_before_replace=False)
+        return DetailedDiff(changed, replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         self.apply(props, {})

@@ -33,6 +33,7 @@ from callmask.flow_template import (
     render_flow,
 )
 from callmask.providers.twilio_provider import (
+    DetailedDiff,
     ProviderError,
     TwilioProvider,
     answer_of,
@@ -78,7 +79,7 @@ class StudioFlowProvider(TwilioProvider):
             changed.append("drift")
         if publishes(news) and olds.get("draft_revision"):
             changed.append("publish")  # the draft test users tried goes to every caller
-        return DiffResult(changes=bool(changed), replaces=[], stables=["sid", "webhook_url"],
+        return DetailedDiff(changed, stables=["sid", "webhook_url"],
                           delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:

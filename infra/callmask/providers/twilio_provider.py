@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pulumi.dynamic import ConfigureRequest, ResourceProvider
+from pulumi.dynamic import ConfigureRequest, DiffResult, ResourceProvider
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.response import Response
@@ -36,6 +36,17 @@ class TwilioProvider(ResourceProvider):
 
     def client(self) -> Client:
         return twilio_api.connect(getattr(self, "_credentials", {}) or {})
+
+
+class DetailedDiff(DiffResult):
+    """A diff that names what changed (inputs, or an output such as `drift`), so that the engine shows those
+    alone (callmask.provider_host sends them as Pulumi's detailed diff)."""
+
+    def __init__(self, changed: list[str], replaces: list[str] | None = None, stables: list[str] | None = None,
+                 delete_before_replace: bool = False):
+        super().__init__(changes=bool(changed), replaces=replaces or [], stables=stables or [],
+                         delete_before_replace=delete_before_replace)
+        self.changed = list(dict.fromkeys(changed))
 
 
 class ProviderError(Exception):

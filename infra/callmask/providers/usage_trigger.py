@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
-from callmask.providers.twilio_provider import TwilioProvider, create_once, twilio_operation, unless_gone
+from callmask.providers.twilio_provider import DetailedDiff, TwilioProvider, create_once, twilio_operation, unless_gone
 
 CATEGORY, TRIGGER_BY, RECURRING = "calls-outbound", "price", "daily"
 REPLACED_ONLY = ("daily_usd", "usage_category", "trigger_by", "recurring")
@@ -43,7 +43,7 @@ class SpendAlertProvider(TwilioProvider):
         changed = replaces + (["callback_url"] if olds.get("callback_url") != news.get("callback_url") else [])
         if olds.get("drift"):
             changed.append("drift")
-        return DiffResult(changes=bool(changed), replaces=replaces, stables=["sid"], delete_before_replace=False)
+        return DetailedDiff(changed, replaces, stables=["sid"])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client, name = self.client(), friendly_name(props)

@@ -17,6 +17,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, Updat
 from twilio.base.exceptions import TwilioException
 
 from callmask.providers.twilio_provider import (
+    DetailedDiff,
     ProviderError,
     TwilioProvider,
     answer_of,
@@ -42,7 +43,7 @@ class VoiceBindingProvider(TwilioProvider):
             # derived from its SID, which is unchanged.
             changed.remove("voice_url")
         replaces = ["phone_number_sid"] if "phone_number_sid" in changed else []
-        return DiffResult(changes=bool(changed), replaces=replaces, stables=[], delete_before_replace=True)
+        return DetailedDiff(changed, replaces, delete_before_replace=True)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client, sid = self.client(), props["phone_number_sid"]
