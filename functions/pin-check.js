@@ -52,18 +52,25 @@ function flowWebhook(event) {
   return `${STUDIO_WEBHOOKS}/${event.AccountSid}/Flows/${event.flowSid}`;
 }
 
+/*
+ * A query string with its parameters in sorted order. Twilio is reported to send a webhook to the URL with
+ * its parameters sorted while signing the URL as written; sorted, the two are the same, so a protected
+ * Function's signature check passes either way.
+ */
+function sortedQuery(parameters) {
+  const query = new URLSearchParams(parameters);
+  query.sort();
+  return query.toString();
+}
+
 function verdictUrl(event, verdict, label) {
-  const query = new URLSearchParams({FlowEvent: 'return', verdict});
-  if (label) {
-    query.set('label', label);
-  }
-  return `${flowWebhook(event)}?${query}`;
+  return `${flowWebhook(event)}?${sortedQuery({FlowEvent: 'return', verdict, ...(label ? {label} : {})})}`;
 }
 
 function gatherPin(line, context, event) {
   const twiml = new Twilio.twiml.VoiceResponse();
   const action = new URL(`https://${context.DOMAIN_NAME}${context.PATH}`);
-  action.search = new URLSearchParams({step: 'check', flowSid: event.flowSid}).toString();
+  action.search = sortedQuery({step: 'check', flowSid: event.flowSid});
   flowWebhook(event);  // before anything is said: the way back exists
   const gather = twiml.gather({input: 'dtmf', numDigits: line.pinLength, finishOnKey: '#',
     timeout: line.gatherTimeout, action: action.toString(), method: 'POST'});

@@ -103,7 +103,7 @@ class Line:
                     "salt": salt}
         if key == "build":
             return {**service, "function_versions": [self.sid("version")],
-                    "dependencies": json.dumps([pin_function.twilio_dependency()]), "runtime": pin_function.RUNTIME}
+                    "dependencies": json.dumps(pin_function.build_dependencies()), "runtime": pin_function.RUNTIME}
         environment = {**service, "environment_sid": self.sid("environment")}
         if key == "variables":
             return {**environment, "variables": {pin_function.SALT_VARIABLE: salt}}

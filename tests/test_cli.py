@@ -100,7 +100,7 @@ def test_diagram_mermaid_and_svg(capsys):
     assert 'w_check_pin -->|"match: PIN is on the allowlist"| w_gather_number' in mermaid
     _, svg, _ = run(capsys, "diagram", "--stack", "dev", "--pins", PINS_ARG, "--format", "svg")
     root = ElementTree.fromstring(svg)
-    assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == len(rendered()["states"])
+    assert len(root.findall("{http://www.w3.org/2000/svg}rect[@class='widget']")) == len(rendered()["states"])
 
 
 def test_readme_shows_the_diagram_of_the_committed_flow(capsys):
@@ -287,7 +287,7 @@ def test_simulate_plays_the_stacks_function(capsys):
     code, out, err = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--press", TEST_PINS[1] + "#",
                          "--press", "14155550123#")
     assert code == 0 and out.splitlines()[-1] == "outcome: connected (dialed +14155550123)"
-    assert "[check_pin] returned verdict=ok, label=pins[1]" in out and "[check_pin] gathered: ******** -> return" in out
+    assert "[check_pin] returned label=pins[1], verdict=ok" in out and "[check_pin] gathered: ******** -> return" in out
     assert not any(pin in out + err for pin in TEST_PINS)
     for presses, outcome in (([], "no_input"), (["13572468#"], "rejected_pin"), ([TEST_PINS[0][:5] + "#"], "rejected_pin")):
         code, out, _ = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--json",

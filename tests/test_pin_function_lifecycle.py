@@ -74,7 +74,7 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake):
     assert "refused PIN" in rows[1] and "PIN accepted (alice)" in rows[2] and "connected" in rows[2]
     played = callmask(line, "simulate", "--stack", "prod", "--deployed", "published", "--press", BOB + "#",
                       "--press", DESTINATION + "#")
-    assert played.returncode == 0 and "returned verdict=ok, label=bob" in played.stdout, played.stderr
+    assert played.returncode == 0 and "returned label=bob, verdict=ok" in played.stdout, played.stderr
     assert_no_secret(report.stdout + played.stdout + report.stderr + played.stderr, "callmask's output")
 
     writes = len(fake.writes())

@@ -54,7 +54,7 @@ def test_the_line_deploys_its_function_and_only_its_pins_connect(twilio, line):
                                                                              "application/javascript")
     assert pin_function.LINE_MARKER not in upload["content"] and '"label": "alice"' in upload["content"]
     (build,) = service["builds"].values()
-    assert build["runtime"] == "node22" and build["dependencies"] == [pin_function.twilio_dependency()]
+    assert build["runtime"] == "node22" and build["dependencies"] == pin_function.build_dependencies()
     (environment,) = service["environments"].values()
     assert environment["build_sid"] == build["sid"]
     assert [v["key"] for v in environment["variables"].values()] == [pin_function.SALT_VARIABLE]

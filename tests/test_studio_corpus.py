@@ -63,7 +63,7 @@ def test_the_mermaid_diagram_has_every_widget_and_transition_once(name):
 def test_the_svg_is_well_formed_with_a_box_per_widget(name):
     flow, _ = CORPUS[name]
     root = ElementTree.fromstring(svg(flow))
-    assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == len(flow["states"])
+    assert len(root.findall("{http://www.w3.org/2000/svg}rect[@class='widget']")) == len(flow["states"])
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert all(state["name"] in texts for state in flow["states"])
 
@@ -257,7 +257,7 @@ def test_any_widget_names_give_well_formed_svg_and_distinct_mermaid_ids(names, x
               for name, following in zip(names, [*names[1:], None])]
     flow = {"initial_state": names[0], "states": states}
     root = ElementTree.fromstring(svg(flow))
-    assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == len(names)
+    assert len(root.findall("{http://www.w3.org/2000/svg}rect[@class='widget']")) == len(names)
     ids = node_ids(FlowGraph(flow))
     assert len(set(ids.values())) == len(names)
     text = mermaid(flow)

@@ -148,29 +148,61 @@ test('a label is returned URL-encoded, so it cannot add a parameter of its own',
   assert.deepEqual(verdictOf(verbs), {verdict: 'ok', label: 'ops&verdict=ok'});
 });
 
-function runtime(file) {
-  const child = spawn(process.execPath, [path.join(__dirname, '..', 'runtime.js'), file],
-    {stdio: ['pipe', 'pipe', 'inherit']});
-  const answers = readline.createInterface({input: child.stdout})[Symbol.asyncIterator]();
+/* The Function served by Twilio's own Functions runtime (local-runtime.js), reached over HTTP as Voice does. */
+async function runtime(file, variables) {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'local-runtime.js'), file, CONTEXT.PATH,
+    CONTEXT.DOMAIN_NAME], {stdio: ['pipe', 'pipe', 'inherit'], env: {...process.env,
+    FUNCTION_VARIABLES: JSON.stringify(variables)}});
+  const port = (await readline.createInterface({input: child.stdout})[Symbol.asyncIterator]().next()).value;
   return {
-    async request(context, event) {
-      child.stdin.write(`${JSON.stringify({context, event})}\n`);
-      return JSON.parse((await answers.next()).value);
+    async request(query, form) {
+      const answer = await fetch(`http://127.0.0.1:${port}${CONTEXT.PATH}?${new URLSearchParams(query)}`,
+        {method: 'POST', body: new URLSearchParams(form)});
+      return {status: answer.status, contentType: answer.headers.get('content-type'), body: await answer.text()};
     },
     close: () => child.stdin.end(),
   };
 }
 
-test('through the runtime stand-in, the committed Function (no digests) answers TwiML and refuses every PIN', async () => {
-  const running = runtime(FUNCTION_FILE);
+test('in Twilio\'s Functions runtime, the committed Function (no digests) answers TwiML and refuses every PIN', async () => {
+  const running = await runtime(FUNCTION_FILE, {PIN_SALT: SALT});
   try {
-    const first = await running.request(CONTEXT, CALL);
+    const {flowSid, ...call} = CALL;
+    const first = await running.request({flowSid}, call);
     assert.equal(first.status, 200);
-    assert.equal(first.contentType, 'text/xml');
-    assert.deepEqual(parse(first.body).map((verb) => verb.tagName), ['Gather', 'Redirect']);
-    const second = await running.request(CONTEXT, {...CALL, step: 'check', Digits: PINS.alice});
+    assert.match(first.contentType, /^text\/xml/);
+    const [gather, fallThrough] = parse(first.body);
+    assert.deepEqual([gather.tagName, fallThrough.tagName], ['Gather', 'Redirect']);
+    // The runtime's context: the action is built from its DOMAIN_NAME and PATH.
+    assert.equal(new URL(gather.getAttribute('action')).host, CONTEXT.DOMAIN_NAME);
+    const second = await running.request({flowSid, step: 'check'}, {...call, Digits: PINS.alice});
     assert.deepEqual(verdictOf(parse(second.body)), {verdict: 'bad'});
   } finally {
     running.close();
+  }
+});
+
+/* Every URL in the TwiML (Gather actions, Redirects), each query's keys in sorted order. */
+function urlsIn(verbs) {
+  return verbs.flatMap((verb) => [
+    ...(verb.getAttribute('action') ? [verb.getAttribute('action')] : []),
+    ...(verb.tagName === 'Redirect' ? [verb.textContent] : []),
+    ...urlsIn(Array.from(verb.childNodes).filter((node) => node.nodeType === 1)),
+  ]);
+}
+
+test('every URL handed to Twilio has its query parameters in sorted order (signature-safe)', async () => {
+  const answers = [
+    await answer(line(), CONTEXT, CALL),
+    await answer(line(), CONTEXT, {...CALL, step: 'check', Digits: PINS.alice}),
+    await answer(line(), CONTEXT, {...CALL, step: 'check', Digits: '11112222'}),
+    await answer(line(), CONTEXT, {...CALL, step: 'check', Digits: ''}),
+  ];
+  const urls = answers.flatMap((twiml) => urlsIn(parse(twiml)));
+  assert.equal(urls.length, 5);
+  for (const url of urls) {
+    const keys = [...new URL(url).searchParams.keys()];
+    assert.ok(keys.length > 0, url);
+    assert.deepEqual(keys, [...keys].sort(), `${url}: parameters out of order`);
   }
 });

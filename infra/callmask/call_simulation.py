@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from callmask import twiml_call
 from callmask.flow_graph import FlowGraph, split_list
-from callmask.widget_library import EXTERNAL_OUTCOME_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
+from callmask.widget_library import EXTERNAL_OUTCOME_TYPES, RETIRED_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
 
 MAX_STEPS = 500
 DIAL_STATUSES = ("completed", "answered", "busy", "no-answer", "failed", "canceled")
@@ -341,6 +341,9 @@ class _Walk:
         elif kind in EXTERNAL_OUTCOME_TYPES:
             step.event = WIDGET_EVENTS[kind][0]
             step.note = f"assumed {step.event}; choose another with --outcome {name}=EVENT"
+        elif kind in RETIRED_TYPES:
+            raise CannotSimulate(name, f"{kind} was retired by Twilio in {RETIRED_TYPES[kind][0]} and no longer runs; "
+                                       f"tell the simulator which event to assume with --outcome {name}=EVENT")
         else:
             raise CannotSimulate(name, f"type {kind!r} decides its own event; tell the simulator which with "
                                        f"--outcome {name}=EVENT")

@@ -1,9 +1,9 @@
 """The flow template (`flow/*.json`) and the one renderer that turns it into a Studio definition.
 
 A template is a complete Studio definition in which per-stack values are written as `${name}`
-placeholders. A string that is exactly one placeholder takes the value with its type (so
-`"${pinLength}"` becomes the number 8); a placeholder inside longer text is replaced by the value's
-text. Studio's own Liquid (`{{widgets.x.Digits}}`) is left alone: Studio evaluates it during a call.
+placeholders. A string that is exactly one placeholder takes the value with its type, in the JSON type
+Studio writes for that widget property (so `"${pinLength}"` becomes the number 8, and a redirect's
+`"${pinCheckTimeout}"` the text "110"); a placeholder inside longer text is replaced by the value's text. Studio's own Liquid (`{{widgets.x.Digits}}`) is left alone: Studio evaluates it during a call.
 """
 
 from __future__ import annotations
@@ -85,7 +85,22 @@ def render_flow(template: Any, values: Mapping[str, Any], pins: list[str] | tupl
     if pin_check_url is not None:
         all_values[PIN_CHECK_URL] = pin_check_url
     check_values(template, set(all_values))
-    return _fill(template, all_values)
+    return _conform(template, _fill(template, all_values))
+
+
+def _conform(template: Any, rendered: Any) -> Any:
+    """Each widget property filled from a whole placeholder in the JSON type Studio writes for it (the
+    widget library's): `"timeout": "${pinCheckTimeout}"` of a TwiML Redirect becomes the text "110"."""
+    from callmask.widget_library import PROPERTY_TYPES, as_studio_type
+
+    for before, after in zip(template.get("states") or [], rendered.get("states") or []):
+        if not isinstance(before, dict) or not isinstance(before.get("properties"), dict):
+            continue
+        for key, kind in PROPERTY_TYPES.get(str(before.get("type")), {}).items():
+            value = before["properties"].get(key)
+            if isinstance(value, str) and PLACEHOLDER.fullmatch(value):
+                after["properties"][key] = as_studio_type(after["properties"][key], kind)
+    return rendered
 
 
 def _fill(node: Any, values: Mapping[str, Any]) -> Any:

@@ -18,10 +18,14 @@ from callmask.flow_graph import (
 from callmask.flow_template import strings_in
 from callmask.widget_library import (
     CONDITION_TYPES,
+    JSON_TYPE_NAMES,
     OPTIONAL_EVENTS,
+    PROPERTY_TYPES,
+    RETIRED_TYPES,
     UNCONFIRMED_EVENT_LISTS,
     WIDGET_EVENTS,
     WIDGET_TYPES,
+    has_studio_type,
 )
 
 # Liquid output of a path or literal through simple filters (`{{widgets.a.Digits | remove: "*"}}`) is well
@@ -123,6 +127,17 @@ def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
         if kind not in WIDGET_TYPES:
             yield Problem(name, f"unknown widget type {kind!r}", "use a Studio widget type such as say-play")
             continue
+        if kind in RETIRED_TYPES:
+            year, replaced = RETIRED_TYPES[kind]
+            yield Problem(name, f"{kind} is a retired widget type (retired by Twilio in {year}): it no longer runs",
+                          replaced, warning=True)
+        properties = state.get("properties") or {}
+        for key, expected in PROPERTY_TYPES.get(str(kind), {}).items():
+            if key in properties and not has_studio_type(properties[key], expected):
+                yield Problem(name, f"property {key} is {_json_type(properties[key])}, but Studio writes "
+                              f"{JSON_TYPE_NAMES[expected]} there", f"write {key} as {JSON_TYPE_NAMES[expected]}"
+                              + (f", e.g. \"{properties[key]}\"" if expected is str and isinstance(
+                                  properties[key], int) else ""))
         listed = [t.get("event") for t in state.get("transitions") or [] if isinstance(t, dict)]
         for event in listed:
             if kind in WIDGET_EVENTS and event not in WIDGET_EVENTS[kind]:
@@ -142,6 +157,16 @@ def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
                 except re.error as error:
                     yield Problem(name, f"the regex {str(condition.get('value'))[:60]!r} is invalid ({error})",
                                   "write a regular expression that compiles")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else "null"
 
 
 def unlisted_events(state: dict[str, Any]) -> list[str]:

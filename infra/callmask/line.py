@@ -116,7 +116,7 @@ class DialOutLine(pulumi.ComponentResource):
                                   values=canonical_json(settings.function_values()), labels=list(labeled),
                                   pins=labeled, salt=salt, opts=inside)
         build = ServerlessBuild(f"{name}-pin-build", service_sid=service.sid, function_versions=[version.sid],
-                                dependencies=json.dumps([pin_function.twilio_dependency()]),
+                                dependencies=json.dumps(pin_function.build_dependencies()),
                                 runtime=pin_function.RUNTIME, opts=inside)
         variables = EnvironmentVariables(f"{name}-pin-variables", service_sid=service.sid,
                                          environment_sid=environment.sid,

@@ -1,5 +1,5 @@
 """The PIN-check Function of `callmask:pinCheck function`: its code (`functions/pin-check.js`), the PIN
-digests it is deployed with, and a local run of it under Node.
+digests it is deployed with, and a local run of it in Twilio's own Functions runtime under Node.
 
 A digest is scrypt(PIN, the stack's salt) with the parameters of `functions/pin-kdf.json`, the same in
 Python (hashlib) and Node (crypto). One salt per stack means one KDF run per call, compared against every
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -19,11 +20,14 @@ from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
+
+import requests
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 SOURCE_FILE = FUNCTIONS_DIR / "pin-check.js"
-RUNTIME_FILE = FUNCTIONS_DIR / "runtime.js"
+RUNTIME_FILE = FUNCTIONS_DIR / "local-runtime.js"  # Twilio's Functions runtime, serving one Function
+LOCAL_SECONDS = 30  # far above the scrypt check; a runtime that hangs fails the call, as Twilio's would
 FUNCTION_PATH = "/pin-check"
 RUNTIME = "node22"
 SALT_VARIABLE = "PIN_SALT"
@@ -70,62 +74,66 @@ def deployed_code(code: str, values: Mapping[str, Any], labeled_pins: Mapping[st
 
 
 @cache
-def twilio_dependency() -> dict[str, str]:
-    """The `twilio` helper library the Function is tested with, pinned for its Build as well."""
+def build_dependencies() -> list[dict[str, str]]:
+    """The packages the Function's Build pins: exactly those its tests and local runs use
+    (functions/package.json and its lock file): the `twilio` helper and Twilio's Functions runtime."""
     package = json.loads((FUNCTIONS_DIR / "package.json").read_text())
-    return {"name": "twilio", "version": package["dependencies"]["twilio"]}
+    return [{"name": name, "version": version} for name, version in sorted(package["dependencies"].items())]
 
 
 class NodeUnavailable(RuntimeError):
-    """Node, or the Function's test dependencies (`make setup`), are not installed."""
+    """Node, or the Function's packages (`make setup`), are not installed."""
 
 
 class LocalFunction:
-    """One Function's code running under Node in `functions/runtime.js`, a stand-in for Twilio's
-    Functions runtime: `request(context, event)` answers as the gateway would (status, content type,
-    body). Use it as a context manager."""
+    """One Function's code served over HTTP by Twilio's own Functions runtime (@twilio/runtime-handler's
+    LocalDevelopmentServer, through `functions/local-runtime.js`), as Voice reaches it. A runtime is started
+    per domain and set of Environment variables the Function is called with. Use it as a context manager."""
 
     def __init__(self, code: str, scratch: Path):
-        node = shutil.which("node")
-        if node is None or not (FUNCTIONS_DIR / "node_modules" / "twilio").is_dir():
+        self.node = shutil.which("node")
+        if self.node is None or not (FUNCTIONS_DIR / "node_modules" / "@twilio" / "runtime-handler").is_dir():
             raise NodeUnavailable("running the PIN-check Function needs Node 20+ and its packages: run `make setup`")
         self.file = scratch / "function.js"
         self.file.write_text(code, encoding="utf-8")
-        self.process = subprocess.Popen([node, str(RUNTIME_FILE), str(self.file)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        cwd=FUNCTIONS_DIR)
+        self.runtimes: dict[tuple[str, str, str], tuple[subprocess.Popen, str]] = {}
 
-    def request(self, context: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps({"context": dict(context), "event": dict(event)}) + "\n")
-        self.process.stdin.flush()
-        answer = self.process.stdout.readline()
-        if not answer:
-            # The runtime stand-in itself died (the code does not load): Twilio would answer 500.
-            return {"status": 500, "contentType": "application/json", "body": '{"message":"Function error"}'}
-        return json.loads(answer)
+    def origin(self, domain: str, path: str, variables: Mapping[str, str]) -> str:
+        """http://127.0.0.1:PORT of the runtime serving this Function at `domain` + `path`."""
+        key = (domain, path, json.dumps(dict(variables), sort_keys=True))
+        if key not in self.runtimes:
+            process = subprocess.Popen([self.node, str(RUNTIME_FILE), str(self.file), path, domain],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                       text=True, cwd=FUNCTIONS_DIR, env={**os.environ, "FUNCTION_VARIABLES": key[2]})
+            port = process.stdout.readline().strip() if process.stdout else ""
+            if not port.isdigit():
+                process.kill()
+                raise NodeUnavailable(f"Twilio's Functions runtime did not start ({RUNTIME_FILE.name}): run `make setup`")
+            self.runtimes[key] = (process, f"http://127.0.0.1:{port}")
+        return self.runtimes[key][1]
 
     def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream:
-                stream.close()
+        for process, _ in self.runtimes.values():
+            if process.stdin:
+                process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout:
+                process.stdout.close()
+        self.runtimes.clear()
 
     def service(self, variables: Mapping[str, str]) -> Callable[[str, Mapping[str, str]], tuple[int, str]]:
-        """This Function as Voice reaches it at a URL (a `twiml_call.TwimlService`): the query string and
-        the request's parameters make the event, the URL's host and path and the Environment's
-        variables the context."""
+        """This Function as Voice reaches it at a URL (a `twiml_call.TwimlService`): a POST of the request's
+        parameters to the URL's path and query, in the runtime for the URL's domain and these variables."""
         def answer(url: str, params: Mapping[str, str]) -> tuple[int, str]:
             parts = urlsplit(url)
-            context = {"DOMAIN_NAME": parts.netloc, "PATH": parts.path, **variables}
-            reply = self.request(context, {**dict(parse_qsl(parts.query)), **params})
-            return reply["status"], reply["body"]
+            local = f"{self.origin(parts.netloc, parts.path, variables)}{parts.path}"
+            reply = requests.post(local + (f"?{parts.query}" if parts.query else ""), data=dict(params),
+                                  timeout=LOCAL_SECONDS)
+            return reply.status_code, reply.text
         return answer
 
     def __enter__(self) -> "LocalFunction":
