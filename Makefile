@@ -15,7 +15,7 @@ setup: venv specs functions tools
 
 # The whole loop with no Twilio account: a local Twilio, `pulumi up`, calls, a prompt change, `destroy`.
 demo: setup
-	$(VENV)/bin/python -m callmask.demo
+	$(VENV)/bin/python -m callmask.cli.demo
 
 # The Python environment alone: what the `callmask` command needs.
 venv: $(VENV)/.installed

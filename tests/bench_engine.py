@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pulumi_cli import REPO, PulumiProject  # noqa: E402
 from test_engine_lifecycle import readme_pin_command  # noqa: E402
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio  # noqa: E402
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio  # noqa: E402
 
 EMPTY_PROGRAM = {"Pulumi.yaml": "name: floor\nruntime:\n  name: python\n  options:\n    toolchain: pip\n",
                  "__main__.py": "import pulumi\n"}

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import time
 
-from callmask.call_simulation import CallSimulator
-from callmask.flow_template import load_template, render_flow
-from callmask.flow_validation import validate
-from callmask.settings import parse_settings
-from callmask.stack_config import from_files
+from callmask.studio.call_simulation import CallSimulator
+from callmask.studio.flow_template import load_template, render_flow
+from callmask.studio.flow_validation import validate
+from callmask.config.settings import parse_settings
+from callmask.config.stack_config import from_files
 
 PINS = ["24681357", "86420135"]
 CALLS = [  # the mix of calls: happy path, wrong PIN, no input, refused number, busy callee, hang-up

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from callmask import pin_function
+from callmask.function import pin_function
 
 CPU_SECONDS_PER_DAY = 86_400
 FLOW_SID, ACCOUNT = "FW" + "b" * 32, "AC" + "a" * 32

@@ -5,8 +5,8 @@ that keeps the suite from waiting in real time."""
 from __future__ import annotations
 
 import pytest
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, with_numbers_for_sale
-from callmask.twilio_api import BASE_URL_VARIABLE
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, with_numbers_for_sale
+from callmask.twilio.twilio_api import BASE_URL_VARIABLE
 from pulumi.dynamic import Config, ConfigureRequest
 
 pytest_plugins = ["real_time_guard"]

@@ -9,14 +9,14 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from callmask import pin_function
-from callmask.call_simulation import CallSimulator
-from callmask.twiml_call import TwimlService
+from callmask.function import pin_function
+from callmask.studio.call_simulation import CallSimulator
+from callmask.studio.twiml_call import TwimlService
 
-from callmask.flow_gate import stack_definition
-from callmask.flow_template import flow_file, load_template
-from callmask.settings import LineSettings, parse_settings
-from callmask.stack_config import from_files
+from callmask.line.flow_gate import stack_definition
+from callmask.studio.flow_template import flow_file, load_template
+from callmask.config.settings import LineSettings, parse_settings
+from callmask.config.stack_config import from_files
 from conftest import TEST_PINS
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from callmask import pin_function
-from callmask.flow_template import canonical_json, load_template, FUNCTION_FLOW_FILE
+from callmask.function import pin_function
+from callmask.studio.flow_template import canonical_json, load_template, FUNCTION_FLOW_FILE
 from callmask.providers.dialing_permissions import DialingPermissionsProvider
 from callmask.providers.phone_number import PhoneNumberProvider
 from callmask.providers.pin_salt import PinSaltProvider
@@ -25,7 +25,7 @@ from callmask.providers.twilio_provider import ProviderError
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.providers.usage_trigger import SpendAlertProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
-from callmask.settings import parse_settings
+from callmask.config.settings import parse_settings
 from conftest import TEST_PINS, configured
 from flow_fixtures import stack_values
 from test_providers import flow_props

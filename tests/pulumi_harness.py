@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from callmask.stack_config import from_files, is_encrypted
+from callmask.config.stack_config import from_files, is_encrypted
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.settings import get_root_resource
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 PROGRAM = Path(__file__).resolve().parents[1] / "infra" / "__main__.py"
 WEBHOOK = "https://webhooks.twilio.com/v1/Accounts/{account}/Flows/{sid}"
@@ -98,8 +98,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 additional_secret_outputs=list(request.additionalSecretOutputs), deleted_with=request.deletedWith,
                 dependencies=list(request.dependencies)))
         response = super().RegisterResource(request)
-        if self.registrations and self.registrations[-1].name == request.name:
-            self.registrations[-1].urn = response.urn
+        for registration in self.registrations:  # registrations may answer out of order
+            if registration.name == request.name and registration.type == request.type:
+                registration.urn = response.urn
         return response
 
 

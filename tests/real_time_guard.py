@@ -11,7 +11,7 @@ import time
 
 import pytest
 import requests
-from callmask.twilio_api import BACKOFF_VARIABLE, TIMEOUT_VARIABLE
+from callmask.twilio.twilio_api import BACKOFF_VARIABLE, TIMEOUT_VARIABLE
 
 # Above these, a test is waiting out a real timeout or backoff. A held request in the fault matrix costs
 # the matrix's client timeout (0.1 s); the fake answers in milliseconds.

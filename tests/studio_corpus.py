@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from callmask.call_simulation import CallerInput
+from callmask.studio.call_simulation import CallerInput
 
 ALL_TRIGGER_EVENTS = ("incomingMessage", "incomingCall", "incomingConversationMessage", "incomingRequest",
                       "incomingParent")

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from callmask import account_report
-from callmask.deployed_stack import DeployedStack, StackUnreadable
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
+from callmask.operations import account_report
+from callmask.operations.deployed_stack import DeployedStack, StackUnreadable
+from callmask.twilio import dialing_permissions
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
 
 STACK = DeployedStack("prod", {"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN}, {})
 PROD = ("US", "CA", "GB")
@@ -63,7 +64,7 @@ def test_high_risk_special_ranges_are_judged_by_the_number_types_the_line_allows
 
 
 def test_pages_through_the_country_list(twilio, monkeypatch):
-    monkeypatch.setattr(account_report, "PAGE_SIZE", 100)
+    monkeypatch.setattr(dialing_permissions, "PAGE_SIZE", 100)
     assert len(account_report.read_permissions(STACK)) == len(twilio.dialing_permissions)
     assert len(twilio.reads("/DialingPermissions/Countries")) == -(-len(twilio.dialing_permissions) // 100)
 

@@ -10,10 +10,11 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from callmask import call_audit, pin_function
-from callmask.command_flow import load_stack_flow
-from callmask.deployed_stack import DeployedStack, StackUnreadable
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
+from callmask.operations import call_audit
+from callmask.function import pin_function
+from callmask.operations.command_flow import load_stack_flow
+from callmask.operations.deployed_stack import DeployedStack, StackUnreadable
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
 from conftest import TEST_PINS
 from flow_fixtures import FAST_KDF, stack_settings
 from line_driver import Line

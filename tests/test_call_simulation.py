@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from callmask.call_simulation import MAX_STEPS, CallSimulator, gather
-from callmask.flow_template import load_template, render_flow
+from callmask.studio.call_simulation import MAX_STEPS, CallSimulator, gather
+from callmask.studio.flow_template import load_template, render_flow
 import phonenumbers
-from callmask.destinations import NUMBER_TYPES, number_pattern
-from callmask.settings import parse_settings
-from callmask.stack_config import from_files, stack_names
+from callmask.config.destinations import NUMBER_TYPES, number_pattern
+from callmask.config.settings import parse_settings
+from callmask.config.stack_config import from_files, stack_names
 from conftest import TEST_PINS
 from flow_fixtures import stack_simulator
 from hypothesis import HealthCheck, given, settings

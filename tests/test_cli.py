@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from callmask.cli import main
-from callmask.command_flow import PINS_VARIABLE, placeholder_pins
+from callmask.operations.command_flow import PINS_VARIABLE, placeholder_pins
 from callmask.providers.studio_flow import StudioFlowProvider
-from callmask.stack_config import PROJECT_DIR, stack_names
+from callmask.config.stack_config import PROJECT_DIR, stack_names
 from conftest import TEST_PINS, configured
 from flow_fixtures import rendered, widget, stack_settings
 from test_providers import flow_props

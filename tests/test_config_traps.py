@@ -11,13 +11,13 @@ import shutil
 import pytest
 import yaml
 from callmask.cli import main
-from callmask.settings import SettingsError, parse_settings
-from callmask.stack_config import PROJECT_DIR, from_files
+from callmask.config.settings import SettingsError, parse_settings
+from callmask.config.stack_config import PROJECT_DIR, from_files
 from conftest import TEST_PINS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pulumi_harness import engine_value, run_program
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 DEV = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())["config"]
 

@@ -1,4 +1,4 @@
-"""`make demo` (callmask.demo): a line deployed to the local Twilio through the real CLI, called, changed and
+"""`make demo` (callmask.cli.demo): a line deployed to the local Twilio through the real CLI, called, changed and
 destroyed, with no account; PINs shown once; nothing left behind, also when it is interrupted."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from callmask.demo import run_demo
+from callmask.cli.demo import run_demo
 from pulumi_cli import REPO, TOOLS_BIN, processes_working_in, require_cli
 
 STEPS = 11
@@ -58,7 +58,7 @@ def test_the_demo_deploys_calls_changes_and_destroys_a_line_with_no_account():
 
 
 def test_ctrl_c_stops_the_demo_and_leaves_nothing_behind():
-    demo = subprocess.Popen([sys.executable, "-m", "callmask.demo"], cwd=REPO, stdout=subprocess.PIPE,
+    demo = subprocess.Popen([sys.executable, "-m", "callmask.cli.demo"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     lines = []
     for line in demo.stdout:  # until `pulumi up` is running: the engine, its plugins and the program

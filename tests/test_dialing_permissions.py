@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, new_account_permissions
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, new_account_permissions
 from callmask.providers.dialing_permissions import DialingPermissionsProvider
 from conftest import configured
 from pulumi_cli import PulumiProject

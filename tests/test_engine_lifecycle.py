@@ -12,12 +12,12 @@ import subprocess
 import sys
 
 import pytest
-from callmask.flow_template import load_template, render_flow
-from callmask.settings import parse_settings
-from callmask.stack_config import from_files
+from callmask.studio.flow_template import load_template, render_flow
+from callmask.config.settings import parse_settings
+from callmask.config.stack_config import from_files
 from conftest import TEST_PINS
 from pulumi_cli import PASSPHRASE, REPO, PulumiProject
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio
 
 API_KEY, API_SECRET = "SK" + "c" * 32, "fake-api-secret-0a9b8c7d6e5f4a3b"
 TESTER, CALLER, DESTINATION = "+14155550188", "+14155550123", "14155550777"

@@ -20,9 +20,9 @@ import json
 import re
 
 import pytest
-from callmask import pin_function
+from callmask.function import pin_function
 from callmask.providers.twilio_provider import MAX_MESSAGE, ProviderError
-from callmask.local_twilio import (
+from callmask.local.twilio import (
     ANSWER,
     AUTH_TOKEN,
     LATE,
@@ -33,7 +33,7 @@ from callmask.local_twilio import (
     LocalTwilio,
     new_account_permissions,
 )
-from callmask.twilio_api import TIMEOUT_VARIABLE
+from callmask.twilio.twilio_api import TIMEOUT_VARIABLE
 from conftest import FAULT_MATRIX_PROPERTY, TEST_PINS
 from flow_fixtures import FAST_KDF
 from line_driver import Line

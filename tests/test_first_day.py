@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from conftest import TEST_PINS
 from test_engine_lifecycle import assert_no_secret, callmask, fake, project  # noqa: F401 (fixture)
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 PIN = TEST_PINS[0]
 CALLER, OTHER_CALLER, DESTINATION = "+14155550123", "+14155550124", "14155550777"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from callmask.flow_validation import SIMPLE_OUTPUT, validate
-from callmask.stack_config import stack_names
+from callmask.studio.flow_validation import SIMPLE_OUTPUT, validate
+from callmask.config.stack_config import stack_names
 from conftest import TEST_PINS
 from flow_fixtures import rendered, stack_settings, transition, widget
 from hypothesis import given

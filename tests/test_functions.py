@@ -9,8 +9,8 @@ import shutil
 import subprocess
 
 import pytest
-from callmask import pin_function
-from callmask.twiml_call import play
+from callmask.function import pin_function
+from callmask.studio.twiml_call import play
 
 NODE_TESTS = pin_function.FUNCTIONS_DIR / "test"
 
@@ -60,7 +60,7 @@ def test_python_digests_open_the_node_function_at_the_real_cost(tmp_path):
     ("exports.handler = (context, event, callback) => callback(null, {ok: true});", "not TwiML"),
 ])
 def test_a_function_that_fails_ends_the_call_before_any_dial(tmp_path, code, ended):
-    from callmask.call_simulation import CallSimulator
+    from callmask.studio.call_simulation import CallSimulator
     from flow_fixtures import rendered
 
     with pin_function.LocalFunction(code, tmp_path) as function:

@@ -13,12 +13,12 @@ import pytest
 import requests
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.providers.twilio_provider import ProviderError
-from callmask.twilio_api import TIMEOUT_VARIABLE
+from callmask.twilio.twilio_api import TIMEOUT_VARIABLE
 from conftest import configured
 from openapi_core import OpenAPI
 from pulumi.dynamic import Config, ConfigureRequest
 from test_providers import flow_props
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, SPEC_DIR, TIMEOUT_BEFORE
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, SPEC_DIR, TIMEOUT_BEFORE
 
 pytest_plugins = ["pytester"]
 

@@ -12,7 +12,7 @@ import subprocess
 from conftest import TEST_PINS
 from pulumi_cli import REPO, PulumiProject
 from test_engine_lifecycle import assert_no_secret
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN, with_numbers_for_sale
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, with_numbers_for_sale
 
 DOC = REPO / "docs" / "operating.md"
 ALICE, BOB, CAROL = TEST_PINS[0], TEST_PINS[1], "61839274"

@@ -9,8 +9,8 @@ import json
 import re
 
 import pytest
-from callmask import pin_function
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.function import pin_function
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 from conftest import TEST_PINS
 from test_engine_lifecycle import PROD_NUMBER, TESTER, assert_no_secret, callmask, checked_account, project
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 import requests
-from callmask import pin_function
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.function import pin_function
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 from callmask.providers.serverless import BUILD_TIMEOUT_VARIABLE, BuildFailed
 from callmask.providers.twilio_provider import ProviderError
 from conftest import TEST_PINS

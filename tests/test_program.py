@@ -9,13 +9,13 @@ import re
 import pytest
 from callmask.cli import main
 from callmask.providers.studio_flow import StudioFlowProvider
-from callmask.stack_config import stack_names
-from callmask.flow_gate import STAND_IN_PIN_CHECK_URL
+from callmask.config.stack_config import stack_names
+from callmask.line.flow_gate import STAND_IN_PIN_CHECK_URL
 from conftest import TEST_PINS, configured
 from flow_fixtures import stack_settings
 from pulumi.runtime.rpc import is_rpc_secret
 from pulumi_harness import WEBHOOK, engine_config, run_program
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 STACKS = stack_names()
 

@@ -15,13 +15,13 @@ import pytest
 from callmask.providers.phone_number import PhoneNumberProvider
 from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
-from callmask.twilio_api import BASE_URL_VARIABLE
+from callmask.twilio.twilio_api import BASE_URL_VARIABLE
 from conftest import TEST_PINS
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto, rpc
 from pulumi.runtime.proto import provider_pb2_grpc
 from test_providers import flow_props
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 MAIN_DIR = Path(__file__).resolve().parents[1] / "infra"
 
@@ -38,7 +38,7 @@ class Host:
     def __init__(self, base_url: str):
         env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
         env.update({BASE_URL_VARIABLE: base_url, "PULUMI_PROJECT": "callmask"})
-        self.process = subprocess.Popen([sys.executable, "-m", "callmask.provider_host"], cwd=MAIN_DIR, env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "callmask.providers.host"], cwd=MAIN_DIR, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         port = self.process.stdout.readline().strip()
         assert port.isdigit(), self.process.stderr.read()

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from callmask.flow_template import canonical_json, load_template
+from callmask.studio.flow_template import canonical_json, load_template
 from callmask.providers.phone_number import NumberError, PhoneNumberProvider
 from callmask.providers.studio_flow import FlowRejected, StudioFlowProvider
 from callmask.providers.twilio_provider import ProviderError
 from callmask.providers.voice_binding import BindingError, VoiceBindingProvider
-from callmask.settings import parse_settings
-from callmask.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
+from callmask.config.settings import parse_settings
+from callmask.twilio.twilio_api import TIMEOUT_VARIABLE, MissingCredentials
 from conftest import TEST_PINS, configured
 from flow_fixtures import stack_values
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException
-from callmask.local_twilio import ACCOUNT_SID, TIMEOUT_AFTER
+from callmask.local.twilio import ACCOUNT_SID, TIMEOUT_AFTER
 
 
 def flow_props(stack: str = "dev", **prompts: str) -> dict:

@@ -15,7 +15,7 @@ from callmask.providers.voice_binding import VoiceBindingProvider
 from conftest import TEST_PINS, configured
 from pulumi.dynamic.dynamic import serialize_provider
 from test_providers import flow_props
-from callmask.local_twilio import AUTH_TOKEN
+from callmask.local.twilio import AUTH_TOKEN
 
 SECRETS = (*TEST_PINS, AUTH_TOKEN)
 

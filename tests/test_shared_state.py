@@ -12,7 +12,7 @@ import time
 import boto3
 import pytest
 import requests
-from callmask.local_twilio import ACCOUNT_SID, AUTH_TOKEN
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 from conftest import TEST_PINS
 from moto.server import ThreadedMotoServer
 from pulumi_cli import PASSPHRASE, REPO, PulumiProject, processes_working_in
@@ -51,7 +51,7 @@ def bucket(s3_endpoint):
 
 
 def readme_s3_login() -> str:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "deploying.md").read_text()
     return next(line.split("#")[0].strip() for line in readme.splitlines() if line.strip().startswith('pulumi login "s3://'))
 
 
@@ -135,7 +135,7 @@ def test_a_killed_up_leaves_no_process_and_the_readme_recovery_finishes_the_job(
 
 def readme_recovery() -> list[str]:
     """The README's commands after a killed deploy, in order."""
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### When a deploy is killed"):]
+    readme = (REPO / "docs" / "deploying.md").read_text()
+    section = readme[readme.index("## When a deploy is killed"):]
     block = section[section.index("```sh") + 5:section.index("```", section.index("```sh") + 5)]
     return [line.split("#")[0].strip() for line in block.splitlines() if line.strip().startswith("pulumi ")]

@@ -5,11 +5,11 @@ cannot change in place) a new trigger before the old one goes, Console drift fou
 from __future__ import annotations
 
 import pytest
-from callmask.local_twilio import TIMEOUT_AFTER, LocalTwilio
+from callmask.local.twilio import TIMEOUT_AFTER, LocalTwilio
 from callmask.providers.usage_trigger import SpendAlertProvider
-from callmask.settings import SettingsError, parse_settings
-from callmask.stack_config import from_files
-from callmask.twilio_api import TIMEOUT_VARIABLE
+from callmask.config.settings import SettingsError, parse_settings
+from callmask.config.stack_config import from_files
+from callmask.twilio.twilio_api import TIMEOUT_VARIABLE
 from conftest import TEST_PINS, configured
 
 HOOK = "https://alerts.example.com/twilio-spend"

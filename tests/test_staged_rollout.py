@@ -6,7 +6,7 @@ the revision Studio would pick for the caller. The same through the real CLI: te
 from __future__ import annotations
 
 import pytest
-from callmask.local_twilio import LocalTwilio
+from callmask.local.twilio import LocalTwilio
 from conftest import TEST_PINS
 from line_driver import Line
 

@@ -13,11 +13,11 @@ from xml.etree import ElementTree
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from callmask.call_simulation import CallSimulator, CannotSimulate, SimulationError, compare
-from callmask.flow_diagram import mermaid, node_ids, svg
-from callmask.flow_graph import FlowGraph
-from callmask.flow_validation import validate
-from callmask.widget_library import OTHER_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
+from callmask.studio.call_simulation import CallSimulator, CannotSimulate, SimulationError, compare
+from callmask.studio.flow_diagram import mermaid, node_ids, svg
+from callmask.studio.flow_graph import FlowGraph
+from callmask.studio.flow_validation import validate
+from callmask.studio.widget_library import OTHER_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
 from studio_corpus import CORPUS, definition, reply, say, split, trigger, widget
 from test_cli import run
 

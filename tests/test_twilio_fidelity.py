@@ -9,12 +9,12 @@ import dataclasses
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from callmask.call_simulation import CallSimulator, CannotSimulate
-from callmask.flow_diagram import draw
-from callmask.flow_template import strings_in
-from callmask.flow_validation import validate
-from callmask.stack_config import stack_names
-from callmask.widget_library import PROPERTY_TYPES, has_studio_type
+from callmask.studio.call_simulation import CallSimulator, CannotSimulate
+from callmask.studio.flow_diagram import draw
+from callmask.studio.flow_template import strings_in
+from callmask.studio.flow_validation import validate
+from callmask.config.stack_config import stack_names
+from callmask.studio.widget_library import PROPERTY_TYPES, has_studio_type
 from conftest import TEST_PINS
 from flow_fixtures import rendered, stack_settings, widget
 from studio_corpus import CORPUS
@@ -24,8 +24,8 @@ BOTH_MODES = [(stack, mode) for stack in stack_names() for mode in ("studio", "f
 
 def rendered_in(stack: str, pin_check: str) -> dict:
     """The stack's flow as rendered with either PIN check (each template, with the stack's values)."""
-    from callmask.flow_gate import stack_definition
-    from callmask.flow_template import flow_file, load_template
+    from callmask.line.flow_gate import stack_definition
+    from callmask.studio.flow_template import flow_file, load_template
 
     settings = dataclasses.replace(stack_settings(stack), pin_check=pin_check)
     return stack_definition(settings, load_template(flow_file(pin_check)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from callmask.stack_config import PROJECT_DIR, stack_names
+from callmask.config.stack_config import PROJECT_DIR, stack_names
 from conftest import TEST_PINS
 
 WORKFLOWS = PROJECT_DIR / ".github" / "workflows"

@@ -25,7 +25,7 @@ from pulumi.dynamic import (
 )
 from twilio.base.exceptions import TwilioException
 
-from callmask import twilio_api
+from callmask.twilio import twilio_api
 
 from callmask.providers.twilio_provider import (
     NOT_FOUND,

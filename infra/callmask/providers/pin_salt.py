@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider
 
-from callmask.pin_function import new_salt
+from callmask.function.pin_function import new_salt
 from callmask.providers.twilio_provider import DetailedDiff
 
 

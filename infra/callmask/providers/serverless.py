@@ -20,7 +20,9 @@ import requests
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 from twilio.base.exceptions import TwilioRestException
 
-from callmask import pin_function, twilio_api
+from callmask.function import pin_function
+
+from callmask.twilio import twilio_api
 from callmask.providers.twilio_provider import (
     DetailedDiff,
     ProviderError,

@@ -23,7 +23,7 @@ from pulumi.dynamic import (
 )
 from twilio.base.exceptions import TwilioException
 
-from callmask.flow_template import (
+from callmask.studio.flow_template import (
     PIN_CHECK_URL,
     PINS,
     TemplateError,

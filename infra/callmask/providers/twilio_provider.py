@@ -3,23 +3,19 @@ account answers, and every failure told in one line."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pulumi.dynamic import ConfigureRequest, DiffResult, ResourceProvider
 from pulumi.output import Unknown
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.response import Response
+from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
-from callmask import twilio_api
+from callmask.twilio import twilio_api
+from callmask.twilio.errors import NOT_FOUND, TOO_MANY_REQUESTS, Answer, answer_of  # noqa: F401 (the providers' names)
 
-NOT_FOUND = 404
-TOO_MANY_REQUESTS = 429
 MAX_MESSAGE = 300
 T = TypeVar("T")
 
@@ -40,7 +36,7 @@ class TwilioProvider(ResourceProvider):
 
 class DetailedDiff(DiffResult):
     """A diff that names what changed (inputs, or an output such as `drift`), so that the engine shows those
-    alone (callmask.provider_host sends them as Pulumi's detailed diff)."""
+    alone (callmask.providers.host sends them as Pulumi's detailed diff)."""
 
     def __init__(self, changed: list[str], replaces: list[str] | None = None, stables: list[str] | None = None,
                  delete_before_replace: bool = False):
@@ -65,48 +61,6 @@ def one_line(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in sorted((s for s in secrets if isinstance(s, str) and s), key=len, reverse=True):
         text = text.replace(secret, "[secret]")
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What Twilio answered to a request that failed; `status` None when no answer came."""
-
-    status: int | None
-    code: int | None = None
-    message: str = ""
-
-    @property
-    def unclear(self) -> bool:
-        """Twilio may have acted on the request: no answer, or a server error."""
-        return self.status is None or self.status >= 500
-
-    def describe(self) -> str:
-        if self.status is None:
-            return "Twilio did not answer (timeout or lost connection), so it may or may not have acted"
-        if self.status == TOO_MANY_REQUESTS:
-            return "Twilio is rate limiting this account (HTTP 429), still after retries"
-        code = f", code {self.code}" if self.code else ""
-        if self.status >= 500:
-            return f"Twilio had a temporary server error (HTTP {self.status}{code})"
-        return f"Twilio error {self.code or '?'} (HTTP {self.status}): {self.message}"
-
-
-def answer_of(error: TwilioException) -> Answer:
-    if isinstance(error, twilio_api.TwilioRequestFailed):
-        return Answer(None)
-    if isinstance(error, TwilioRestException):
-        details = f" Details: {json.dumps(error.details)}" if error.details else ""
-        return Answer(error.status, error.code, (error.msg or "") + details)
-    # List calls raise a plain TwilioException("Unable to fetch page", response).
-    response = error.args[1] if len(error.args) == 2 else None
-    if isinstance(response, Response):
-        try:
-            body = json.loads(response.text)
-        except (TypeError, ValueError):
-            body = {}
-        body = body if isinstance(body, dict) else {}
-        return Answer(response.status_code, body.get("code"), str(body.get("message", "")))
-    return Answer(None, None, str(error))
 
 
 def is_unknown(value: Any) -> bool:
