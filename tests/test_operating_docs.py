@@ -5,11 +5,13 @@ after its block."""
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import subprocess
 
 from conftest import TEST_PINS
+from console_flows import CONSOLE_PINS, console_line
 from pulumi_cli import REPO, PulumiProject
 from test_engine_lifecycle import assert_no_secret
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, with_numbers_for_sale
@@ -64,7 +66,7 @@ def test_every_how_to_works_as_written(tmp_path, fresh_twilio):
     said = {heading: block for heading, block in blocks()}
     assert list(said) == ["Before you start: the shell", "What to commit after `stack init`",
                           "Add, rotate or revoke a PIN", "Find refused PINs", "Rotate the passphrase",
-                          "Run `prod` on the local Twilio"]
+                          "Run `prod` on the local Twilio", "Adopt a line built in the Console"]
 
     shell.run(said["Before you start: the shell"])
     shell.run(said["What to commit after `stack init`"])
@@ -93,8 +95,15 @@ def test_every_how_to_works_as_written(tmp_path, fresh_twilio):
     assert "outcome: connected (dialed +14155550777)" in prod and "PIN accepted (alice)" in prod, prod
     assert flow["sid"] in fresh_twilio.flows, "dev's line is untouched by prod's"
 
+    console_flow, console_number = fresh_twilio.console_line(console_line())
+    shell.environ.update(CONSOLE_FLOW=console_flow, CONSOLE_PIN=CONSOLE_PINS[0])
+    before = copy.deepcopy(fresh_twilio.flows[console_flow]["definition"])
+    adopted = shell.run(said["Adopt a line built in the Console"])
+    assert "outcome: connected (dialed +14155550777)" in adopted and f"Adopted flow {console_flow}" in adopted
+    assert fresh_twilio.published_revision(console_flow)["definition"] == before, "handed back on destroy"
+
     printed = "\n".join(shell.printed)
     assert "Traceback" not in printed
-    for pin in (ALICE, BOB, CAROL):
+    for pin in (ALICE, BOB, CAROL, *CONSOLE_PINS):
         assert pin not in printed + project.state_text() + committed, "a PIN in plaintext"
     assert_no_secret(project.state_text(), "the state")

@@ -113,8 +113,18 @@ def parser() -> argparse.ArgumentParser:
                       help="what the dialed party does (default: answers)")
     ring.add_argument("--hangup", action="store_true", help="the caller hangs up once the presses run out")
     ring.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    adopt = commands.add_parser("adopt", help="take over a line built in the Studio editor: its flow and number, "
+                                              "in place, the PINs moved into secrets")
+    adopt.add_argument("--stack", required=True, help="an initialized stack (pulumi stack init) with its credentials")
+    adopt.add_argument("--flow", required=True, metavar="FW…", help="the Console-built flow's SID")
+    adopt.add_argument("--number", metavar="+1…|PN…", help="the line's number (default: the one whose voice URL is "
+                                                              "the flow's webhook)")
+    adopt.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     local = commands.add_parser("local-twilio", help="serve a local Twilio on 127.0.0.1 for a stack to deploy to")
     local.add_argument("--port", type=int, default=4010, help="the port to listen on (default 4010; 0: any free port)")
+    local.add_argument("--console-flow", type=Path, metavar="FILE",
+                       help="also hold this flow definition as if built in the Console, with a number pointing at "
+                            "it (to try `callmask adopt`)")
     commands.add_parser("demo", help="deploy the line to a local Twilio, call it and destroy it (make demo)")
     return top
 
@@ -122,6 +132,7 @@ def parser() -> argparse.ArgumentParser:
 HANDLERS = {"render": flow_commands.cmd_render, "validate": flow_commands.cmd_validate,
             "simulate": flow_commands.cmd_simulate, "diagram": flow_commands.cmd_diagram, "diff": flow_commands.cmd_diff,
             "calls": stack_commands.cmd_calls, "call": stack_commands.cmd_call, "account": stack_commands.cmd_account,
+            "adopt": stack_commands.cmd_adopt,
             "local-twilio": stack_commands.cmd_local_twilio, "demo": stack_commands.cmd_demo}
 
 

@@ -1,4 +1,4 @@
-"""The commands on a deployed stack (calls, call, account) and on the local Twilio (local-twilio, demo):
+"""The commands on a deployed stack (calls, call, account, adopt) and on the local Twilio (local-twilio, demo):
 each reads what it needs when it runs, so `callmask --help` loads none of it."""
 
 from __future__ import annotations
@@ -30,10 +30,16 @@ def cmd_account(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_adopt(args: argparse.Namespace) -> int:
+    from callmask.operations.adopt import adopt
+    print(adopt(args))
+    return 0
+
+
 def cmd_local_twilio(args: argparse.Namespace) -> int:
     from callmask.local import twilio as local_twilio  # the spec validator loads only for this command
     try:
-        local_twilio.serve(args.port)
+        local_twilio.serve(args.port, console_flow=args.console_flow)
     except OSError as error:
         raise CommandError(f"--port {args.port}: cannot listen on 127.0.0.1:{args.port} ({error.strerror}); "
                            "pick another port, or 0 for any free one") from None

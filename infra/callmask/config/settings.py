@@ -21,6 +21,7 @@ FLOW_OWN_NUMBER = "{{flow.channel.address}}"
 
 E164 = re.compile(r"\+[1-9]\d{7,14}")
 PHONE_NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
+FLOW_SID = re.compile(r"FW[0-9a-fA-F]{32}")
 LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 VOICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ISO_COUNTRY = re.compile(r"[A-Z]{2}")
@@ -100,6 +101,7 @@ class LineSettings:
     dialing_permissions: str = "check"
     pin_check: str = "studio"  # where the PIN is checked: in the flow, or by the line's Twilio Function
     pin_labels: tuple[str, ...] = ()  # one per PIN, in order: the map's labels, or pins[0], pins[1], ...
+    flow_sid: str | None = None  # a Console-built flow the stack took over (`callmask adopt`), else None
 
     @property
     def checks_pin_in_function(self) -> bool:
@@ -172,7 +174,7 @@ class SettingsError(ValueError):
 KNOWN_KEYS = (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
     "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers",
-    "publish", "spendAlert", "dialingPermissions", "pinCheck",
+    "publish", "spendAlert", "dialingPermissions", "pinCheck", "flowSid",
 )
 DIALING_PERMISSION_MODES = ("check", "atLeast", "exactly", "off")
 REPLACED_KEYS = ("allowedCountryCodes",)
@@ -227,6 +229,7 @@ def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) ->
         publish=reader.boolean("publish", default=True),
         spend_alert=reader.spend_alert(),
         dialing_permissions=reader.choice("dialingPermissions", DIALING_PERMISSION_MODES, "check"),
+        flow_sid=reader.flow_sid(),
     )
     if not settings.publish and not settings.test_users and not any(
             problem.startswith(f"{NAMESPACE}:testUsers") for problem in reader.problems):
@@ -466,6 +469,16 @@ class _Reader:
                 self.problem("phoneNumber.sid", f"expected a phone number SID (PN followed by 32 hex digits), got {shown(value['sid'])}")
             return NumberSelection(mode="sid", sid=value["sid"])
         return self.number_search(value["search"])
+
+    def flow_sid(self) -> str | None:
+        """The Studio flow the stack adopted (`callmask adopt`), kept in place instead of a new one."""
+        value = self.raw.get("flowSid")
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str) or not FLOW_SID.fullmatch(value):
+            self.problem("flowSid", f"expected a Studio flow SID (FW followed by 32 hex digits), got {shown(value)}")
+            return None
+        return value
 
     def number_search(self, search: Any) -> NumberSelection:
         if not isinstance(search, dict):

@@ -70,10 +70,11 @@ class DialOutLine(pulumi.ComponentResource):
         flow = StudioFlow(f"{name}-flow", stack=stack, friendly_name=friendly_name,
                           template=canonical_json(template), values=canonical_json(values),
                           pins=[] if settings.checks_pin_in_function else list(settings.pins),
-                          pin_check_url=pin_check_url, publish=settings.publish,
+                          pin_check_url=pin_check_url, publish=settings.publish, adopt_sid=settings.flow_sid,
                           test_users=pulumi.Output.secret(users) if test_users_secret else users, opts=flow_options)
         binding = VoiceBinding(f"{name}-voice", phone_number_sid=number.sid, flow_sid=flow.id,
-                               voice_url=flow.webhook_url, voice_before=number.voice_before, opts=child)
+                               voice_url=flow.webhook_url, voice_before=number.voice_before,
+                               adopted=settings.flow_sid is not None, opts=child)
         binding.previous_known.apply(lambda known: known is False and pulumi.log.warn(
             "The number's voice settings from before callmask are not known (they pointed at a callmask flow or "
             "a deleted one): destroying this stack will clear its voice URL instead of restoring it.", binding))

@@ -49,6 +49,7 @@ SPEC_DIR = Path(__file__).resolve().parents[3] / ".twilio-oai"  # where `make se
 STUDIO_HOST, API_HOST, VOICE_HOST = "https://studio.twilio.com", "https://api.twilio.com", "https://voice.twilio.com"
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "fake-auth-token-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
+CONSOLE_NUMBER = "+14155550160"  # the number of a line built in the Console (`local-twilio --console-flow`)
 WEBHOOK_HOST = "https://webhooks.twilio.com"
 SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete; their revisions, test users, executions, "
           "steps and contexts), the account, its incoming and available local phone numbers, its usage "
@@ -274,6 +275,16 @@ class LocalTwilio(LocalServerless):
         definition = json.loads(json.dumps(self.flows[flow_sid]["definition"]))
         change(definition)
         self._add_revision(flow_sid, status, definition, "edited in the Console")
+
+    def console_line(self, definition: dict[str, Any], phone_number: str = CONSOLE_NUMBER) -> tuple[str, str]:
+        """A line built in the Studio editor: the flow published with the Console's commit message, and a
+        number the account owns whose voice URL is its webhook. (flow SID, number)"""
+        flow_sid = sid("FW", self._ids)
+        self.flows[flow_sid] = {"sid": flow_sid, "friendly_name": "Dial-out line", "revisions": [],
+                                "test_users": [], "date_created": now()}
+        self._add_revision(flow_sid, "published", definition, "Published from the Studio editor")
+        self.own_number(phone_number, friendly_name="Dial-out line", voice_url=self._flow(flow_sid)["webhook_url"])
+        return flow_sid, phone_number
 
     def set_test_users_in_console(self, flow_sid: str, numbers: list[str]) -> None:
         self.flows[flow_sid]["test_users"] = list(numbers)
@@ -949,11 +960,22 @@ def with_numbers_for_sale() -> LocalTwilio:
     return LocalTwilio(available={country: list(numbers) for country, numbers in NUMBERS_FOR_SALE.items()})
 
 
-def serve(port: int, out: TextIO = sys.stdout, log: TextIO = sys.stderr) -> None:
-    """Run a local Twilio until Ctrl-C (or SIGTERM), logging every request; its state goes with it."""
-    local = with_numbers_for_sale().start(port)
+def serve(port: int, out: TextIO = sys.stdout, log: TextIO = sys.stderr, console_flow: Path | None = None) -> None:
+    """Run a local Twilio until Ctrl-C (or SIGTERM), logging every request; its state goes with it. With
+    `console_flow`, it also holds that definition as a flow built in the Console, and a number calling it."""
+    local = with_numbers_for_sale()
+    console = None
+    if console_flow is not None:
+        try:
+            console = local.console_line(json.loads(console_flow.read_text()))
+        except (OSError, ValueError) as error:
+            raise SpecsMissing(f"--console-flow {console_flow}: not a readable flow definition ({error})") from None
+    local.start(port)
     local.log = lambda line: print(line, file=log, flush=True)
     for_sale = ", ".join(number for numbers in NUMBERS_FOR_SALE.values() for number in numbers)
+    if console:
+        print(f"A line built in the Console: flow {console[0]}, called by {console[1]} (callmask adopt --flow "
+              f"{console[0]}).", file=out, flush=True)
     print(f"Local Twilio on {local.base_url}: {SERVED}, each request checked against Twilio's OpenAPI specs.\n"
           "Point a stack at it (no twilio:* keys in the stack; these take their place):\n"
           f"  export CALLMASK_TWILIO_BASE_URL={local.base_url}\n"

@@ -4,6 +4,11 @@ Inputs `template` and `values` are canonical JSON text, so `pulumi preview --dif
 prompt changes; `pins` is a secret input (empty when the line's Function checks the PIN, and
 `pin_check_url` names the Function). The rendered definition holds the PINs and is never an output:
 drift made in the Console is reported through the `drift` output instead.
+
+With `adopt_sid` (callmask:flowSid, written by `callmask adopt`) the provider takes over a flow built in
+the Console instead of creating one: the same SID and webhook URL, one new revision; the definition it had
+before is kept (a secret output: it may hold PINs) and published again, under its old name, by `destroy`,
+which never deletes an adopted flow.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from callmask.studio.flow_template import (
     content_hash,
     render_flow,
 )
+from callmask.twilio import twilio_api
 from callmask.providers.twilio_provider import (
     DetailedDiff,
     ProviderError,
@@ -45,6 +51,8 @@ from callmask.providers.twilio_provider import (
 
 PUBLISHED, DRAFT = "published", "draft"
 COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "pin_check_url", "stack", "test_users")
+CALLMASK_COMMIT = "callmask "  # how every revision callmask writes begins (commit_message)
+ADOPTION_OUTPUTS = ("adopted", "console_name", "console_definition")
 TEST_USERS_DRIFT = "test users changed outside callmask"  # the one part of `drift` that needs no new revision
 
 
@@ -71,7 +79,28 @@ class StudioFlowProvider(TwilioProvider):
             failures.append(CheckFailure("test_users", "test_users must be a list of strings"))
         if not isinstance(news.get("publish", True), bool):
             failures.append(CheckFailure("publish", "publish must be true or false"))
+        adopt = news.get("adopt_sid")
+        if adopt and not is_unknown(adopt) and (olds or {}).get("adopt_sid") != adopt:
+            if problem := self.not_adoptable(adopt, news.get("stack")):
+                failures.append(CheckFailure("adopt_sid", problem))
         return CheckResult(news, failures)
+
+    def not_adoptable(self, sid: str, stack: str | None) -> str | None:
+        """Why callmask:flowSid cannot be taken over (looked up in a preview too), or None. Without
+        credentials (a pull-request preview) it is not looked up: `up` does."""
+        try:
+            client = self.client()
+            flow = unless_gone(client, client.studio.v2.flows(sid).fetch)
+            if flow is None:
+                return f"callmask:flowSid {sid} is not a Studio flow of this Twilio account (check the SID in the Console)"
+            manager = managing_stack(flow.commit_message)
+            if manager is not None and manager != stack:
+                return f"callmask:flowSid {sid} is managed by callmask stack {manager!r}: adopt a flow no stack manages"
+        except twilio_api.MissingCredentials:
+            return None
+        except TwilioException as error:
+            return f"cannot look up callmask:flowSid {sid}: {answer_of(error).describe()}. Run it again."
+        return None
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in COMPARED_INPUTS if _differs(olds.get(key), news.get(key), key)]
@@ -79,14 +108,16 @@ class StudioFlowProvider(TwilioProvider):
             changed.append("drift")
         if publishes(news) and olds.get("draft_revision"):
             changed.append("publish")  # the draft test users tried goes to every caller
-        return DetailedDiff(changed, stables=["sid", "webhook_url"],
-                          delete_before_replace=False)
+        replaces = ["adopt_sid"] if (olds.get("adopt_sid") or None) != (news.get("adopt_sid") or None) else []
+        return DetailedDiff(changed + replaces, replaces, stables=["sid", "webhook_url"])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         """Idempotent: a flow with the stack's name (left by an earlier create whose answer was lost) is
         adopted, never duplicated; after an unclear answer the flow is looked for again. A new flow has no
         revision for callers yet, so its first definition is published whatever `publish` says."""
         client, name = self.client(), props["friendly_name"]
+        if props.get("adopt_sid"):
+            return self.adopt(client, props)
         with twilio_operation(f"StudioFlow {name}", "create", secrets_of(props)):
             definition = self.validated_definition(client, props)
             flow = find_flow(client, name)
@@ -109,7 +140,29 @@ class StudioFlowProvider(TwilioProvider):
             set_test_users(client, flow.sid, props)
         return CreateResult(flow.sid, self.outputs(props, flow, live=flow.revision))
 
+    def adopt(self, client, props: dict[str, Any]) -> CreateResult:
+        """Takes over a Console-built flow in place: its definition from before (the latest revision callmask
+        did not write, so a re-run after a lost answer finds the same one) is kept for `destroy`, then the
+        stack's definition is published as one new revision."""
+        sid = props["adopt_sid"]
+        with twilio_operation(f"StudioFlow {sid}", "adopt", secrets_of(props)):
+            definition = self.validated_definition(client, props)
+            before = pre_adoption_revision(client, sid)
+            flow = self.write(client, sid, props, definition, PUBLISHED,
+                              f"callmask {props['stack']}: adopted from the Console; template "
+                              f"{content_hash(props['template'], props['values'])}")
+            set_test_users(client, flow.sid, props)
+        adopted = {"adopted": True, "console_name": before.friendly_name if before else flow.friendly_name,
+                   "console_definition": canonical_json(before.definition) if before else ""}
+        return CreateResult(flow.sid, {**self.outputs(props, flow, live=flow.revision), **adopted})
+
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        result = self.write_update(id_, olds, news)
+        # What an adopted flow had before callmask stays with it until `destroy` hands it back.
+        result.outs.update({key: olds[key] for key in ADOPTION_OUTPUTS if key in olds})
+        return result
+
+    def write_update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         if not publishes(news) and olds.get("pin_check_url") and not news.get("pin_check_url"):
             raise ProviderError(
                 f"StudioFlow {news['friendly_name']}: pinCheck function -> studio with publish false would delete the "
@@ -165,7 +218,17 @@ class StudioFlowProvider(TwilioProvider):
         return ReadResult(id_, outs)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """A flow the stack made is deleted; an adopted one is handed back: its definition from before
+        adoption published again (revisions are immutable) under its old name, never deleted."""
         client = self.client()
+        if props.get("adopted"):
+            with twilio_operation(f"StudioFlow {id_}", "hand back", secrets_of(props)):
+                if props.get("console_definition") and unless_gone(client, client.studio.v2.flows(id_).fetch):
+                    client.studio.v2.flows(id_).update(
+                        status=PUBLISHED, friendly_name=props.get("console_name") or props["friendly_name"],
+                        definition=props["console_definition"],
+                        commit_message=f"callmask {props['stack']}: handed back (the definition from before adoption)")
+            return
         with twilio_operation(f"StudioFlow {props.get('friendly_name')} ({id_})", "delete", secrets_of(props)):
             flow = client.studio.v2.flows(id_)
             unless_gone(client, flow.delete, confirm=flow.fetch)
@@ -256,6 +319,22 @@ def revision_drift(expected: dict[str, Any], props: dict[str, Any], flow, live) 
     return found
 
 
+def managing_stack(commit_message: str | None) -> str | None:
+    """The callmask stack that wrote a revision (`callmask <stack>: ...`), or None for any other writer."""
+    if not commit_message or not commit_message.startswith(CALLMASK_COMMIT) or ":" not in commit_message:
+        return None
+    return commit_message[len(CALLMASK_COMMIT):].split(":", 1)[0]
+
+
+def pre_adoption_revision(client, sid: str):
+    """The latest revision of a flow that callmask did not write (the Console's), or None."""
+    revisions = sorted(client.studio.v2.flows(sid).revisions.stream(page_size=50), key=lambda r: -r.revision)
+    for revision in revisions:
+        if managing_stack(revision.commit_message) is None:
+            return client.studio.v2.flows(sid).revisions(str(revision.revision)).fetch()
+    return None
+
+
 def find_flow(client, friendly_name: str):
     """The account's flow with this exact friendly name (each stack's flow has its own), or None."""
     return next((flow for flow in client.studio.v2.flows.stream(page_size=50) if flow.friendly_name == friendly_name),
@@ -311,12 +390,15 @@ class StudioFlow(Resource, module="twilio", name="StudioFlow"):
     def __init__(self, name: str, *, stack: str, friendly_name: pulumi.Input[str], template: pulumi.Input[str],
                  values: pulumi.Input[str], pins: pulumi.Input[list[str]], publish: bool = True,
                  test_users: pulumi.Input[list[str]] = (), pin_check_url: pulumi.Input[str] | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 adopt_sid: str | None = None, opts: pulumi.ResourceOptions | None = None):
         props = {"stack": stack, "friendly_name": friendly_name, "template": template, "values": values,
                  "pins": pulumi.Output.secret(pins), "publish": publish, "test_users": test_users, "sid": None,
                  "webhook_url": None, "revision": None, "live_revision": None, "draft_revision": None, "drift": None}
         if pin_check_url is not None:
             props["pin_check_url"] = pin_check_url
-        secret_outputs = ["pins", *(["test_users"] if isinstance(test_users, pulumi.Output) else [])]
+        if adopt_sid:  # only then, so that the inputs of a flow callmask made stay as they were
+            props.update(adopt_sid=adopt_sid, **dict.fromkeys(ADOPTION_OUTPUTS))
+        secret_outputs = ["pins", "console_definition",
+                          *(["test_users"] if isinstance(test_users, pulumi.Output) else [])]
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=secret_outputs))
         super().__init__(StudioFlowProvider(), name, props, opts)

@@ -56,6 +56,12 @@ class VoiceBindingProvider(TwilioProvider):
             before = props.get("voice_before") or {"voice_url": current.voice_url or "",
                                                    "voice_method": current.voice_method or "POST",
                                                    "voice_application_sid": current.voice_application_sid or ""}
+            if props.get("adopted") and bound_already(current, props):
+                # A Console-built line adopted in place: the number already calls the flow, and keeps calling
+                # it after `destroy` (the flow is handed back, not deleted). Nothing to write.
+                return CreateResult(sid, {**props, "previous_voice_url": current.voice_url,
+                                          "previous_voice_method": current.voice_method or "POST",
+                                          "previous_voice_application_sid": "", "previous_known": True})
             previous = previous_settings(client, before, props["flow_sid"])
             # A voice application overrides the voice URL, so it is cleared while the flow owns the number.
             clear_application = {"voice_application_sid": ""} if current.voice_application_sid else {}
@@ -84,6 +90,11 @@ class VoiceBindingProvider(TwilioProvider):
         with twilio_operation(f"VoiceBinding {id_}", "restore the voice settings"):
             number = client.incoming_phone_numbers(id_)
             unless_gone(client, lambda: number.update(**restore), confirm=number.fetch)
+
+
+def bound_already(number, props: dict[str, Any]) -> bool:
+    return (number.voice_url == props["voice_url"] and (number.voice_method or "POST") == props["voice_method"]
+            and not number.voice_application_sid)
 
 
 def previous_settings(client, before: dict[str, str], flow_sid: str) -> dict[str, Any]:
@@ -120,8 +131,10 @@ class VoiceBinding(Resource, module="twilio", name="VoiceBinding"):
 
     def __init__(self, name: str, *, phone_number_sid: pulumi.Input[str], flow_sid: pulumi.Input[str],
                  voice_url: pulumi.Input[str], voice_before: pulumi.Input[dict] | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 adopted: bool = False, opts: pulumi.ResourceOptions | None = None):
         props = {"phone_number_sid": phone_number_sid, "flow_sid": flow_sid, "voice_url": voice_url,
                  "voice_method": "POST", "voice_before": voice_before, "previous_voice_url": None,
                  "previous_voice_method": None, "previous_voice_application_sid": None, "previous_known": None}
+        if adopted:  # a Console-built line's number, already on its flow (only then: other stacks' inputs stay)
+            props["adopted"] = True
         super().__init__(VoiceBindingProvider(), name, props, opts)
