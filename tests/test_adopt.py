@@ -111,3 +111,19 @@ def test_a_flow_sid_that_is_no_flow_or_another_stacks_stops_the_preview(twilio):
     console_flow, _ = twilio.console_line(console_line())
     assert provider.check({}, {**flow_props("dev"), "adopt_sid": console_flow}).failures == []
     assert len(twilio.writes()) == writes, "the checks only read"
+
+
+def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tmp_path, fake):  # noqa: F811
+    flow_sid, number = fake.console_line(console_line())
+    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.run("stack", "init", "console")
+    assert callmask(line, "adopt", "--stack", "console", "--flow", flow_sid).returncode == 0
+    line.run("up", "--yes")
+    line.run("config", "rm", "callmask:flowSid")
+    line.run("up", "--yes")
+    (own,) = fake.flows
+    assert own != flow_sid, "a new flow, the adopted one (with the Console's PINs in its revisions) deleted"
+    the_number = next(n for n in fake.numbers.values() if n["phone_number"] == number)
+    assert the_number["voice_url"] == fake._flow(own)["webhook_url"] and fake.purchases == []
+    line.run("destroy", "--yes")
+    assert fake.flows == {} and the_number["voice_url"] in (None, ""), "never left calling a deleted flow"

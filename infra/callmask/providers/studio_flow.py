@@ -8,7 +8,8 @@ drift made in the Console is reported through the `drift` output instead.
 With `adopt_sid` (callmask:flowSid, written by `callmask adopt`) the provider takes over a flow built in
 the Console instead of creating one: the same SID and webhook URL, one new revision; the definition it had
 before is kept (a secret output: it may hold PINs) and published again, under its old name, by `destroy`,
-which never deletes an adopted flow.
+which never deletes an adopted flow, except when the stack has moved to a flow of its own (callmask:flowSid
+removed): then the adopted flow is deleted with its revisions.
 """
 
 from __future__ import annotations
@@ -223,7 +224,12 @@ class StudioFlowProvider(TwilioProvider):
         client = self.client()
         if props.get("adopted"):
             with twilio_operation(f"StudioFlow {id_}", "hand back", secrets_of(props)):
-                if props.get("console_definition") and unless_gone(client, client.studio.v2.flows(id_).fetch):
+                if (made := find_flow(client, props["friendly_name"])) is not None and made.sid != id_:
+                    # callmask:flowSid removed: the line moved to a flow of its own, so the adopted one goes,
+                    # with every revision (and the Console's PINs in them).
+                    flow = client.studio.v2.flows(id_)
+                    unless_gone(client, flow.delete, confirm=flow.fetch)
+                elif props.get("console_definition") and unless_gone(client, client.studio.v2.flows(id_).fetch):
                     client.studio.v2.flows(id_).update(
                         status=PUBLISHED, friendly_name=props.get("console_name") or props["friendly_name"],
                         definition=props["console_definition"],
@@ -336,9 +342,10 @@ def pre_adoption_revision(client, sid: str):
 
 
 def find_flow(client, friendly_name: str):
-    """The account's flow with this exact friendly name (each stack's flow has its own), or None."""
-    return next((flow for flow in client.studio.v2.flows.stream(page_size=50) if flow.friendly_name == friendly_name),
-                None)
+    """The flow the stack made: the account's flow with this exact friendly name (each stack's flow has its
+    own) whose first revision callmask wrote (a flow adopted from the Console carries the name too), or None."""
+    return next((flow for flow in client.studio.v2.flows.stream(page_size=50) if flow.friendly_name == friendly_name
+                 and managing_stack(client.studio.v2.flows(flow.sid).revisions("1").fetch().commit_message)), None)
 
 
 def render(props: dict[str, Any]) -> dict[str, Any]:

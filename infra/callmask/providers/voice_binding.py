@@ -71,7 +71,11 @@ class VoiceBindingProvider(TwilioProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         with twilio_operation(f"VoiceBinding {id_}", "update"):
             self.client().incoming_phone_numbers(id_).update(voice_url=news["voice_url"], voice_method=news["voice_method"])
-        return UpdateResult({**news, **{key: olds[key] for key in olds if key.startswith("previous_")}})
+        previous = {key: olds[key] for key in olds if key.startswith("previous_")}
+        if olds.get("adopted") and not news.get("adopted"):
+            # Moved off the adopted flow, which is deleted: there is nothing to point the number back at.
+            previous.update(previous_voice_url="", previous_known=False)
+        return UpdateResult({**news, **previous})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = self.client()
