@@ -127,3 +127,20 @@ def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tm
     assert the_number["voice_url"] == fake._flow(own)["webhook_url"] and fake.purchases == []
     line.run("destroy", "--yes")
     assert fake.flows == {} and the_number["voice_url"] in (None, ""), "never left calling a deleted flow"
+
+
+def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake):  # noqa: F811
+    """pinCheck function: the same adoption, the PINs then checked by the line's Function (none in the flow)."""
+    flow_sid, number = fake.console_line(console_line())
+    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.run("stack", "init", "console")
+    assert callmask(line, "adopt", "--stack", "console", "--flow", flow_sid).returncode == 0
+    line.run("config", "set", "callmask:pinCheck", "function")
+    line.run("up", "--yes")
+    assert list(fake.flows) == [flow_sid] and fake.purchases == []
+    assert not any(pin in str(fake.flows[flow_sid]["definition"]) for pin in CONSOLE_PINS), "no PIN in the flow"
+    called = callmask(line, "call", "--stack", "console", "--from", CALLER, "--press", CONSOLE_PINS[0] + "#",
+                      "--press", "14155550123#")
+    assert "outcome: connected (dialed +14155550123)" in called.stdout, called.stdout + called.stderr
+    line.run("destroy", "--yes")
+    assert fake.published_revision(flow_sid)["commit_message"].startswith("callmask console: handed back")
