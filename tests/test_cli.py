@@ -316,3 +316,29 @@ def test_the_function_flow_validates_draws_and_diffs_its_redirect(capsys, tmp_pa
     code, out, _ = run(capsys, "diff", "--stack", "prod", str(PROJECT_DIR / "flow" / "conference-function.json"),
                        str(tmp_path / "new.json"))
     assert code == 0 and "`check_pin` method: POST → GET" in out
+
+
+def test_a_stack_whose_pins_cannot_be_decrypted_says_why_then_uses_placeholders(capsys, tmp_path, monkeypatch):
+    """No `pulumi` stack behind the file (or no passphrase): one line naming the command that failed, and only
+    then the placeholders, never a traceback."""
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
+        shutil.copy(PROJECT_DIR / name, tmp_path / name)
+    shutil.copytree(PROJECT_DIR / "flow", tmp_path / "flow")
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  callmask:pins:\n    - secure: v1:c2FsdA==:v1:aGVsbG8=\n")
+    (tmp_path / "state").mkdir()
+    monkeypatch.setenv("PULUMI_BACKEND_URL", (tmp_path / "state").as_uri())
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "not-this-stacks")
+    monkeypatch.delenv(PINS_VARIABLE, raising=False)
+    code, out, err = run(capsys, "validate", "--stack", "dev", "--project-dir", str(tmp_path))
+    notice = err.strip().splitlines()
+    assert code == 0 and "sound" in out and len(notice) == 1 and "Traceback" not in err
+    assert notice[0].startswith("callmask: cannot read stack dev's PINs (`pulumi config --stack dev` failed: ")
+    assert notice[0].endswith("using placeholder PINs, not the stack's (or give them with --pins or CALLMASK_PINS).")
+
+
+def test_call_refuses_anything_but_the_local_twilio(capsys, monkeypatch):
+    monkeypatch.setenv("CALLMASK_TWILIO_BASE_URL", "https://api.twilio.com")
+    code, out, err = run(capsys, "call", "--stack", "prod", "--from", "+14155550123", "--press", "1#")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "callmask call rings a stack deployed to the local Twilio" in err and "call the line's number" in err
