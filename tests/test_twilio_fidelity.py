@@ -145,8 +145,9 @@ def test_the_svg_shows_prompts_arrowheads_on_borders_ends_and_no_label_on_a_box(
     root = ElementTree.fromstring(draw(flow, "svg"))
     widgets, labels = boxes(root, "widget"), boxes(root, "label")
     assert len(widgets) == len(flow["states"])
-    for label in labels:
+    for index, label in enumerate(labels):
         assert not any(overlap(label, box) for box in widgets), f"a label sits on a widget in {name}"
+        assert not any(overlap(label, other) for other in labels[index + 1:]), f"labels overlap in {name}"
     ends = [(float(c.get("cx")), float(c.get("cy"))) for c in root.iter(f"{SVG}circle") if c.get("class") == "end"]
     for line in (e for e in root.iter(f"{SVG}line") if e.get("class") == "edge"):
         start, end = (float(line.get("x1")), float(line.get("y1"))), (float(line.get("x2")), float(line.get("y2")))
@@ -162,3 +163,16 @@ def test_the_svg_shows_prompts_arrowheads_on_borders_ends_and_no_label_on_a_box(
     said = [s for s in flow["states"] if s["type"] == "say-play" and s["properties"].get("say")]
     assert len(summaries) >= len(said) and all(any(
         s["properties"]["say"].startswith(text.rstrip("…")) for text in summaries) for s in said)
+
+
+def test_the_functions_packages_are_pinned_alike_in_package_json_the_lock_file_and_the_build():
+    import json
+
+    from callmask.function.pin_function import FUNCTIONS_DIR, build_dependencies
+
+    package = json.loads((FUNCTIONS_DIR / "package.json").read_text())["dependencies"]
+    locked = json.loads((FUNCTIONS_DIR / "package-lock.json").read_text())["packages"]
+    assert package["twilio"].startswith("6.") and "@twilio/runtime-handler" in package
+    for name, version in package.items():
+        assert locked[f"node_modules/{name}"]["version"] == version, f"{name} differs in the lock file"
+    assert build_dependencies() == [{"name": name, "version": version} for name, version in sorted(package.items())]

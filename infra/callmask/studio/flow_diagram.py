@@ -100,8 +100,8 @@ def draw(definition: dict[str, Any], form: str = "mermaid", pins: list[str] | No
 # ---- the SVG picture ----
 CHAR_WIDTH, LABEL_HEIGHT, END_RADIUS = 6.1, 16, 11
 SUMMARY_CHARS = 32
-LABEL_STEPS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8)
-LABEL_SHIFTS = (0, 14, -14, 28, -28, 44, -44, 64, -64)
+LABEL_STEPS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.12, 0.88)
+LABEL_SHIFTS = (0, 14, -14, 28, -28, 44, -44, 64, -64, 90, -90)
 
 
 @dataclass(frozen=True)
