@@ -73,6 +73,12 @@ def test_adopt_up_call_refresh_and_destroy_through_the_cli(tmp_path, fake):  # n
     assert the_number["voice_url"] == fake._flow(flow_sid)["webhook_url"]
     assert not [c for c in fake.writes("/IncomingPhoneNumbers") if c.method == "POST"], "the number is untouched"
     assert "6 unchanged" in line.run("up", "--yes").stdout
+    deployed = copy.deepcopy(fake.flows[flow_sid]["definition"])
+    fake.edit_flow_in_console(flow_sid, lambda d: d["states"][-1]["properties"].update(say="Edited again."))
+    drift = line.run("refresh", "--yes", "--diff").stdout
+    assert "differs from the template in: widget say_goodbye" in drift, drift
+    line.run("up", "--yes")
+    assert fake.flows[flow_sid]["definition"] == deployed, "drift on an adopted flow is put back as on any other"
 
     called = callmask(line, "call", "--stack", "console", "--from", CALLER, "--press", CONSOLE_PINS[1] + "#",
                       "--press", "14155550123#")
@@ -144,3 +150,31 @@ def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake):  # noqa: F
     assert "outcome: connected (dialed +14155550123)" in called.stdout, called.stdout + called.stderr
     line.run("destroy", "--yes")
     assert fake.published_revision(flow_sid)["commit_message"].startswith("callmask console: handed back")
+
+
+def test_each_variant_is_adopted_by_the_command_and_an_unreadable_flow_writes_nothing(tmp_path, fake):  # noqa: F811
+    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    expected = {"other widget names": "ask_code: the PIN gather", "equal_to branches": "code_ok: the PIN check",
+                "no goodbye": "prompts.goodbye: the flow has none", "a 6-digit PIN": "2 PIN(s) set as secrets",
+                "a PIN that breaks callmask's rules": "callmask:pins[1] breaks callmask's PIN rules (is one digit "
+                                                      "repeated",
+                "an extra widget": "not mapped (pulumi up replaces the flow with callmask's, without it): log_call"}
+    printed = []
+    for index, (variant, said) in enumerate(expected.items()):
+        options = {**VARIANTS[variant], **({"pin_gather": "ask_code", "pin_check": "code_ok"} if index < 2 else {})}
+        flow_sid, _ = fake.console_line(console_line(**options), phone_number=f"+1415555017{index}")
+        stack = f"v{index}"
+        line.run("stack", "init", stack)
+        adopted = callmask(line, "adopt", "--stack", stack, "--flow", flow_sid)
+        assert adopted.returncode == 0 and said in adopted.stdout, (variant, adopted.stdout, adopted.stderr)
+        printed += [adopted.stdout, adopted.stderr]
+    menu_sid, _ = fake.console_line(not_a_line(), phone_number="+14155550179")
+    line.run("stack", "init", "menu")
+    before = (tmp_path / "Pulumi.menu.yaml").read_text() if (tmp_path / "Pulumi.menu.yaml").exists() else ""
+    refused = callmask(line, "adopt", "--stack", "menu", "--flow", menu_sid)
+    assert refused.returncode == 1 and "does not lead to a split comparing its digits" in refused.stderr
+    assert "nothing was written" in refused.stderr
+    after = (tmp_path / "Pulumi.menu.yaml").read_text() if (tmp_path / "Pulumi.menu.yaml").exists() else ""
+    assert after == before
+    for pin in (*CONSOLE_PINS, "271849", "739205", "11111111"):
+        assert pin not in "\n".join(printed) + refused.stderr + line.printed()

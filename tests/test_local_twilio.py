@@ -148,3 +148,30 @@ def test_credentials_other_than_the_accounts_are_twilios_401(twilio, username, p
     twilio.api_keys["SK" + "e" * 32] = "the-keys-secret"
     assert requests.get(f"{twilio.base_url}/v2/Flows", auth=("SK" + "e" * 32, "the-keys-secret"), timeout=10).ok
     assert twilio.spec_violations == []
+
+
+def test_local_twilio_holds_a_console_built_line_to_adopt(tmp_path):
+    import json as json_module
+
+    from console_flows import console_line
+
+    definition = tmp_path / "console.json"
+    definition.write_text(json_module.dumps(console_line()))
+    command = [str(Path(sys.executable).parent / "callmask"), "local-twilio", "--port", "0", "--console-flow",
+               str(definition)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = [server.stdout.readline() for _ in range(8)]
+        said = next(line for line in printed if line.startswith("A line built in the Console"))
+        exports = dict(line.strip().removeprefix("export ").split("=", 1) for line in printed if "export " in line)
+        flow_sid = said.split("flow ")[1].split(",")[0]
+        auth = (exports["TWILIO_ACCOUNT_SID"], exports["TWILIO_AUTH_TOKEN"])
+        base_url = exports["CALLMASK_TWILIO_BASE_URL"]
+        flow = requests.get(f"{base_url}/v2/Flows/{flow_sid}", auth=auth, timeout=5).json()
+        numbers = requests.get(f"{base_url}/2010-04-01/Accounts/{auth[0]}/IncomingPhoneNumbers.json", auth=auth,
+                               timeout=5).json()["incoming_phone_numbers"]
+        assert flow["definition"] == console_line() and [n["voice_url"] for n in numbers] == [flow["webhook_url"]]
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=20)
+    assert server.returncode == 0
