@@ -26,7 +26,6 @@ from callmask.providers.twilio_provider import ProviderError
 UPDATE, UPDATE_REPLACE = proto.PropertyDiff.UPDATE, proto.PropertyDiff.UPDATE_REPLACE
 
 
-
 class OneLineErrors:
     """A gRPC context whose `abort` sends a ProviderError's own line instead of the traceback."""
 
@@ -59,9 +58,8 @@ class ProviderHost:
     def Diff(self, request, context):
         try:
             return self.diff(request)
-        except Exception as error:  # noqa: BLE001 - every failure goes back to the engine, as the SDK's does
-            context.abort(grpc.StatusCode.UNKNOWN,
-                          str(error) if isinstance(error, ProviderError) else traceback.format_exc())
+        except Exception:  # noqa: BLE001 - every failure goes back to the engine, as the SDK's does
+            OneLineErrors(context).abort(grpc.StatusCode.UNKNOWN, traceback.format_exc())
 
     def diff(self, request):
         olds = rpc.deserialize_properties(request.olds, True)
