@@ -42,7 +42,8 @@ def test_the_package_is_one_folder_per_concern_each_saying_what_it_is_for():
     assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "__main__.py"], "no module left loose"
     for concern in CONCERNS:
         docstring = ast.get_docstring(ast.parse((PACKAGE / concern / "__init__.py").read_text()))
-        assert docstring and len(docstring) > 40, f"callmask.{concern} says what it is for"
+        assert docstring and len(docstring.splitlines()[0]) > 40, f"callmask.{concern} says what it is for"
+        assert len(docstring.splitlines()[0]) <= 120, f"callmask.{concern}: its first line says it in one line"
 
 
 @pytest.mark.parametrize("module, names", [

@@ -1,2 +1,1 @@
-"""The dial-out line itself: the gate every stack's flow passes before anything is registered, and the
-ComponentResource that owns the flow, the number, the binding and the PIN-check Function."""
+"""The dial-out line: the gate its flow passes, the ComponentResource that owns it, and Console adoption."""

@@ -1,2 +1,1 @@
-"""Generic Twilio Studio tools, for any flow Twilio accepts: the flow graph, the widget library, the one
-template renderer, validation, simulation (with TwiML for redirects), transcripts, diagrams and diffs."""
+"""Generic Studio tools for any flow: graph, widget library, renderer, validate, simulate, diagram, diff."""

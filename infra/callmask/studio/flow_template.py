@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from callmask.studio.widget_library import PROPERTY_TYPES, as_studio_type
+
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_.]*)\}")
 PINS = "pins"
 PIN_CHECK_URL = "pinCheckUrl"  # the PIN-check Function's URL: known once its Environment exists
@@ -91,8 +93,6 @@ def render_flow(template: Any, values: Mapping[str, Any], pins: list[str] | tupl
 def _conform(template: Any, rendered: Any) -> Any:
     """Each widget property filled from a whole placeholder in the JSON type Studio writes for it (the
     widget library's): `"timeout": "${pinCheckTimeout}"` of a TwiML Redirect becomes the text "110"."""
-    from callmask.studio.widget_library import PROPERTY_TYPES, as_studio_type
-
     for before, after in zip(template.get("states") or [], rendered.get("states") or []):
         if not isinstance(before, dict) or not isinstance(before.get("properties"), dict):
             continue

@@ -1,2 +1,1 @@
-"""Talking to Twilio: the client (credentials, timeouts, safe retries, the base-URL override), what a failed
-request means, and the account reads that providers and commands share."""
+"""Talking to Twilio: the client, what a failed request means, and account reads providers and commands share."""
