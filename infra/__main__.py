@@ -1,11 +1,12 @@
 """The callmask Pulumi program: stack config -> typed settings -> the dial-out line -> stack outputs."""
 
 import pulumi
-from callmask.line.flow_gate import FlowRefused
-from callmask.studio.flow_template import TemplateError, flow_file, load_template
-from callmask.line.component import DialOutLine
+
 from callmask.config.settings import SettingsError, parse_settings
 from callmask.config.stack_config import StackFileError, from_engine, is_secret
+from callmask.line.component import DialOutLine
+from callmask.line.flow_gate import FlowRefused
+from callmask.studio.flow_template import TemplateError, flow_file, load_template
 
 try:
     settings = parse_settings(*from_engine(pulumi.get_stack()))

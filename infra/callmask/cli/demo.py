@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from callmask.studio import call_simulation
-from callmask.studio.call_transcript import transcript
 from callmask.cli.flow_commands import mask
-from callmask.operations.deployed_stack import StackUnreadable, pulumi_cli
-from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, NUMBERS_FOR_SALE, with_numbers_for_sale
 from callmask.config.settings import pin_problem
 from callmask.config.stack_config import PROJECT_DIR
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, NUMBERS_FOR_SALE, with_numbers_for_sale
+from callmask.operations.deployed_stack import StackUnreadable, pulumi_cli
+from callmask.studio import call_simulation
+from callmask.studio.call_transcript import transcript
 from callmask.twilio.twilio_api import BASE_URL_VARIABLE, connect
 
 STACK = "demo"

@@ -9,7 +9,7 @@ included, does not match.
 
 from __future__ import annotations
 
-from phonenumbers import PhoneMetadata, SUPPORTED_REGIONS, region_code_for_country_code
+from phonenumbers import SUPPORTED_REGIONS, PhoneMetadata, region_code_for_country_code
 
 # Config names of number types -> libphonenumber's metadata fields.
 NUMBER_TYPES = {

@@ -8,9 +8,9 @@ import re
 
 import pulumi
 
+from callmask.config.settings import LineSettings
 from callmask.function import pin_function
 from callmask.line.flow_gate import check_flow
-from callmask.studio.flow_template import canonical_json, flow_file
 from callmask.providers.dialing_permissions import DialingPermissions
 from callmask.providers.phone_number import PhoneNumber
 from callmask.providers.pin_salt import PinSalt
@@ -26,7 +26,7 @@ from callmask.providers.serverless import (
 from callmask.providers.studio_flow import StudioFlow
 from callmask.providers.usage_trigger import SpendAlert
 from callmask.providers.voice_binding import VoiceBinding
-from callmask.config.settings import LineSettings
+from callmask.studio.flow_template import canonical_json, flow_file
 
 
 class DialOutLine(pulumi.ComponentResource):

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from callmask.config.settings import LineSettings
+from callmask.function.pin_function import FUNCTION_PATH
 from callmask.studio.flow_graph import mask_pins
 from callmask.studio.flow_template import render_flow
 from callmask.studio.flow_validation import validate
-from callmask.function.pin_function import FUNCTION_PATH
-from callmask.config.settings import LineSettings
 
 # Where a flow rendered before its Function exists (the gate, the offline commands) sends the PIN check.
 STAND_IN_PIN_CHECK_URL = f"https://callmask-pin-check.twil.io{FUNCTION_PATH}"

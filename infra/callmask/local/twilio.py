@@ -40,9 +40,9 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
+from callmask.config.settings import E164
 from callmask.local import serverless as local_serverless
 from callmask.local.serverless import SERVERLESS_HOST, UPLOAD_HOST, UPLOAD_PATH, LocalServerless
-from callmask.config.settings import E164
 from callmask.twilio.twilio_api import INCOMING_CALL_PATH
 
 SPEC_DIR = Path(__file__).resolve().parents[3] / ".twilio-oai"  # where `make setup` puts them

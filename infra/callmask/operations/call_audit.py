@@ -17,8 +17,8 @@ from typing import Any
 import phonenumbers
 from twilio.base.exceptions import TwilioException
 
-from callmask.studio.call_simulation import CallSimulator, CannotSimulate
 from callmask.operations.deployed_stack import DeployedStack, StackUnreadable, twilio_failure
+from callmask.studio.call_simulation import CallSimulator, CannotSimulate
 from callmask.studio.flow_graph import FlowGraph
 from callmask.twilio.errors import answer_of
 

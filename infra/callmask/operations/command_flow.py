@@ -14,15 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callmask.studio import call_simulation
-
-from callmask.studio import flow_validation
-
-from callmask.function import pin_function
-from callmask.line.flow_gate import gate_problems, stack_definition
-from callmask.studio.flow_template import flow_file, load_template, placeholders
 from callmask.config.settings import LineSettings, list_labels, parse_settings
 from callmask.config.stack_config import PROJECT_DIR, from_files, is_encrypted
+from callmask.function import pin_function
+from callmask.line.flow_gate import gate_problems, stack_definition
+from callmask.studio import call_simulation, flow_validation
+from callmask.studio.flow_template import flow_file, load_template, placeholders
 from callmask.studio.twiml_call import TwimlService
 
 PINS_VARIABLE = "CALLMASK_PINS"

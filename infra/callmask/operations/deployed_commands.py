@@ -12,12 +12,11 @@ from urllib.parse import urlsplit
 
 from twilio.base.exceptions import TwilioException
 
-from callmask.operations import call_audit
-
-from callmask.studio import flow_diff
-from callmask.operations.deployed_stack import DeployedStack, StackUnreadable, read_stack, twilio_failure
-from callmask.studio.flow_graph import mask_pins
 from callmask.config.settings import list_labels
+from callmask.operations import call_audit
+from callmask.operations.deployed_stack import DeployedStack, StackUnreadable, read_stack, twilio_failure
+from callmask.studio import flow_diff
+from callmask.studio.flow_graph import mask_pins
 
 REVISIONS = {"published": "LatestPublished", "draft": "LatestRevision"}
 

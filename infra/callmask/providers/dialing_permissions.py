@@ -24,9 +24,9 @@ import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 from twilio.base.exceptions import TwilioException
 
+from callmask.providers.twilio_provider import DetailedDiff, ProviderError, TwilioProvider, answer_of, twilio_operation
 from callmask.twilio import twilio_api
 from callmask.twilio.dialing_permissions import entry_for, needs_high_risk, permission_entries
-from callmask.providers.twilio_provider import DetailedDiff, ProviderError, TwilioProvider, answer_of, twilio_operation
 
 FLAGS = ("low_risk_numbers_enabled", "high_risk_special_numbers_enabled", "high_risk_tollfraud_numbers_enabled")
 WRITING_MODES = ("atLeast", "exactly")

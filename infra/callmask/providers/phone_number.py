@@ -25,8 +25,6 @@ from pulumi.dynamic import (
 )
 from twilio.base.exceptions import TwilioException
 
-from callmask.twilio import twilio_api
-
 from callmask.providers.twilio_provider import (
     NOT_FOUND,
     DetailedDiff,
@@ -37,6 +35,7 @@ from callmask.providers.twilio_provider import (
     twilio_operation,
     unless_gone,
 )
+from callmask.twilio import twilio_api
 
 NOT_AVAILABLE = 21422
 INVALID_NUMBER = 21421

@@ -21,8 +21,6 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 from twilio.base.exceptions import TwilioRestException
 
 from callmask.function import pin_function
-
-from callmask.twilio import twilio_api
 from callmask.providers.twilio_provider import (
     DetailedDiff,
     ProviderError,
@@ -32,6 +30,7 @@ from callmask.providers.twilio_provider import (
     twilio_operation,
     unless_gone,
 )
+from callmask.twilio import twilio_api
 
 UPLOAD_HOST = "https://serverless-upload.twilio.com"
 BUILD_TIMEOUT_VARIABLE = "CALLMASK_BUILD_TIMEOUT"

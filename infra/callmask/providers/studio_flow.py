@@ -29,16 +29,6 @@ from pulumi.dynamic import (
 )
 from twilio.base.exceptions import TwilioException
 
-from callmask.studio.flow_template import (
-    PIN_CHECK_URL,
-    PINS,
-    TemplateError,
-    canonical_json,
-    check_values,
-    content_hash,
-    render_flow,
-)
-from callmask.twilio import twilio_api
 from callmask.providers.twilio_provider import (
     DetailedDiff,
     ProviderError,
@@ -49,6 +39,16 @@ from callmask.providers.twilio_provider import (
     twilio_operation,
     unless_gone,
 )
+from callmask.studio.flow_template import (
+    PIN_CHECK_URL,
+    PINS,
+    TemplateError,
+    canonical_json,
+    check_values,
+    content_hash,
+    render_flow,
+)
+from callmask.twilio import twilio_api
 
 PUBLISHED, DRAFT = "published", "draft"
 COMPARED_INPUTS = ("friendly_name", "template", "values", "pins", "pin_check_url", "stack", "test_users")
