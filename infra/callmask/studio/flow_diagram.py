@@ -128,12 +128,25 @@ class Box:
         scale = min(self.width / 2 / abs(dx) if dx else math.inf, self.height / 2 / abs(dy) if dy else math.inf)
         return cx + dx * scale, cy + dy * scale
 
-    def crosses(self, start: tuple[float, float], end: tuple[float, float]) -> bool:
-        """Whether the segment passes through the box (sampled finely enough for label-sized boxes)."""
-        steps, gap = max(2, int(math.dist(start, end) / 3)), 3  # a line grazing the box counts too
-        return any(self.x - gap <= start[0] + (end[0] - start[0]) * i / steps <= self.x + self.width + gap and
-                   self.y - gap <= start[1] + (end[1] - start[1]) * i / steps <= self.y + self.height + gap
-                   for i in range(steps + 1))
+    def crosses(self, start: tuple[float, float], end: tuple[float, float], gap: float = 3) -> bool:
+        """Whether the segment passes through the box, or within `gap` of it (Liang-Barsky clipping: constant
+        time, however long the segment)."""
+        (x, y), dx, dy = start, end[0] - start[0], end[1] - start[1]
+        low, high = 0.0, 1.0
+        for step, room in ((-dx, x - (self.x - gap)), (dx, self.x + self.width + gap - x),
+                           (-dy, y - (self.y - gap)), (dy, self.y + self.height + gap - y)):
+            if step == 0:
+                if room < 0:
+                    return False
+                continue
+            bound = room / step
+            if step < 0:
+                low = max(low, bound)
+            else:
+                high = min(high, bound)
+            if low > high:
+                return False
+        return True
 
 
 def summary(state: dict[str, Any]) -> str:
