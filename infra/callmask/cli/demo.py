@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
@@ -210,6 +211,9 @@ class Demo:
                 os.killpg(group, signal.SIGKILL)  # and every plugin it started
             except ProcessLookupError:
                 pass
+            stopped_by = time.monotonic() + STOP_SECONDS
+            while group_running(group) and time.monotonic() < stopped_by:  # a killed process takes a moment
+                time.sleep(0.05)
         if hasattr(self.twilio, "server"):
             self.twilio.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -241,6 +245,18 @@ def run_demo(out: TextIO = sys.stdout, on_start: Callable[[Demo], None] | None =
         return 130
     finally:
         demo.stop()
+
+
+def group_running(group: int) -> bool:
+    """Whether a process of this process group still runs (one that ended and awaits its parent does not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(process_group) == group and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def interrupted(*_: object) -> None:
