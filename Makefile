@@ -5,8 +5,9 @@ SPEC_PACKAGE := @twilio-alpha/mcp@0.7.0
 SPEC_TARBALL := twilio-alpha-mcp-0.7.0.tgz
 SPEC_SHA256 := 7ff791d1023cad6372496d8aba1c49bc3ffbcf0989b9f96b3a83d2df9d6af755
 SPEC_DIR := .twilio-oai
-SPECS := $(SPEC_DIR)/twilio_studio_v2.json $(SPEC_DIR)/twilio_api_v2010.json $(SPEC_DIR)/twilio_voice_v1.json \
-	$(SPEC_DIR)/twilio_serverless_v1.json
+SPEC_FILES := twilio_studio_v2.json twilio_api_v2010.json twilio_voice_v1.json twilio_serverless_v1.json \
+	twilio_sync_v1.json
+SPECS := $(addprefix $(SPEC_DIR)/,$(SPEC_FILES))
 
 TOOLS := .tools/bin
 
@@ -35,8 +36,7 @@ $(SPECS):
 	cd $(SPEC_DIR) && npm pack --silent $(SPEC_PACKAGE) >/dev/null
 	cd $(SPEC_DIR) && echo "$(SPEC_SHA256)  $(SPEC_TARBALL)" | sha256sum --check --quiet
 	tar -xzf $(SPEC_DIR)/$(SPEC_TARBALL) -C $(SPEC_DIR) --strip-components=4 \
-		package/twilio-oai/spec/json/twilio_studio_v2.json package/twilio-oai/spec/json/twilio_api_v2010.json \
-		package/twilio-oai/spec/json/twilio_voice_v1.json package/twilio-oai/spec/json/twilio_serverless_v1.json
+		$(addprefix package/twilio-oai/spec/json/,$(SPEC_FILES))
 	rm $(SPEC_DIR)/$(SPEC_TARBALL)
 	touch $(SPECS)
 

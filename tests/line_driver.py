@@ -9,6 +9,7 @@ from typing import Any
 
 from callmask.function import pin_function
 from callmask.studio.flow_template import canonical_json, load_template, FUNCTION_FLOW_FILE
+from callmask.providers.api_key import ApiKeyProvider
 from callmask.providers.dialing_permissions import DialingPermissionsProvider
 from callmask.providers.phone_number import PhoneNumberProvider
 from callmask.providers.pin_salt import PinSaltProvider
@@ -23,6 +24,7 @@ from callmask.providers.serverless import (
 )
 from callmask.providers.twilio_provider import ProviderError
 from callmask.providers.studio_flow import StudioFlowProvider
+from callmask.providers.sync import MAP_NAME, SyncMapProvider, SyncServiceProvider
 from callmask.providers.usage_trigger import SpendAlertProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
 from callmask.config.settings import parse_settings
@@ -30,9 +32,13 @@ from conftest import TEST_PINS, configured
 from flow_fixtures import stack_values
 from test_providers import flow_props
 
-FUNCTION_PARTS = ("salt", "service", "environment", "function", "version", "build", "variables", "deployment")
+GUARD_PARTS = ("guard_key", "sync_service", "sync_map")
+FUNCTION_PARTS = ("salt", "service", "environment", "function", "version", "build", *GUARD_PARTS, "variables",
+                  "deployment")
 ORDER = ("permissions", *FUNCTION_PARTS, "flow", "number", "binding", "alert")
-IN_SERVICE = FUNCTION_PARTS[2:]  # deleted with the Service
+# What goes with what when that is deleted (`deleted_with`): the Serverless Service's children, the Sync Map.
+DELETED_WITH = {**{key: "service" for key in ("environment", "function", "version", "build", "variables",
+                                              "deployment")}, "sync_map": "sync_service"}
 
 
 class Line:
@@ -51,7 +57,8 @@ class Line:
                           "service": configured(ServiceProvider), "environment": configured(EnvironmentProvider),
                           "function": configured(FunctionProvider), "version": configured(FunctionVersionProvider),
                           "build": configured(BuildProvider), "variables": configured(VariablesProvider),
-                          "deployment": configured(DeploymentProvider)}
+                          "deployment": configured(DeploymentProvider), "guard_key": configured(ApiKeyProvider),
+                          "sync_service": configured(SyncServiceProvider), "sync_map": configured(SyncMapProvider)}
 
     def sid(self, key: str) -> str:
         return self.state[key][1]["sid"]
@@ -88,6 +95,10 @@ class Line:
             return {"stack": self.stack}
         if key == "service":
             return {"unique_name": f"callmask-{self.stack}", "friendly_name": f"callmask {self.stack}: PIN check"}
+        if key in ("guard_key", "sync_service"):
+            return {"friendly_name": f"callmask-{self.stack} PIN guard"}
+        if key == "sync_map":
+            return {"service_sid": self.sid("sync_service"), "unique_name": MAP_NAME}
         service, salt = {"service_sid": self.sid("service")}, self.state["salt"][1]["salt"]
         if key == "environment":
             return {**service, "unique_name": "live"}
@@ -106,7 +117,9 @@ class Line:
                     "dependencies": json.dumps(pin_function.build_dependencies()), "runtime": pin_function.RUNTIME}
         environment = {**service, "environment_sid": self.sid("environment")}
         if key == "variables":
-            return {**environment, "variables": {pin_function.SALT_VARIABLE: salt}}
+            guard = pin_function.guard_variables(self.sid("sync_service"), self.sid("sync_map"), self.sid("guard_key"),
+                                                 self.state["guard_key"][1]["secret"])
+            return {**environment, "variables": {pin_function.SALT_VARIABLE: salt, **guard}}
         return {**environment, "build_sid": self.sid("build")}
 
     def keys(self) -> tuple[str, ...]:
@@ -122,7 +135,7 @@ class Line:
             self.apply(key, self.inputs(key))
         removed = [key for key in reversed(ORDER) if key in self.state and key not in self.keys()]
         for key, id_, outs in [*self.replaced, *((key, *self.state[key]) for key in removed)]:
-            if not (key in IN_SERVICE and "service" in removed):  # else deleted with the Service
+            if DELETED_WITH.get(key) not in removed:  # else deleted with its Service
                 self.providers[key].delete(id_, outs)
         for key in removed:
             del self.state[key]
@@ -162,7 +175,7 @@ class Line:
                 continue
             id_, outs = self.state[key]
             # Without releaseNumberOnDestroy the number has retainOnDelete: the engine never deletes it.
-            if (key != "number" or self.release) and not (key in IN_SERVICE and "service" in self.state):
+            if (key != "number" or self.release) and DELETED_WITH.get(key) not in self.state:
                 self.providers[key].delete(id_, outs)
             del self.state[key]
 

@@ -47,7 +47,8 @@ def deployed(twilio: LocalTwilio, stack, monkeypatch) -> DeployedStack:
 @pytest.fixture
 def roles(stack) -> call_audit.FlowRoles:
     flow = load_stack_flow(stack, argparse.Namespace(pins=None, placeholders_announced=True))
-    return call_audit.FlowRoles(flow.definition, flow.pins, flow.allowed_countries)
+    return call_audit.FlowRoles(flow.definition, flow.pins, flow.allowed_countries,
+                                flow.settings.pin_guard.attempts_per_call)
 
 
 def accepted(stack: str) -> str:
@@ -62,13 +63,13 @@ def test_every_outcome_newest_first_with_no_pin(twilio, deployed, roles, stack):
     twilio.place_call(LINE_NUMBER, CALLER, [other + "#", "14155550777#"], dial_status="no-answer")  # bob's
     twilio.place_call(LINE_NUMBER, "+442079460000", [pin + "#", "18765550123#"])
     twilio.place_call(LINE_NUMBER, CALLER, [pin + "#", other + "#"])  # a PIN keyed in as the number
-    twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"])
+    twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"] * 3)  # every attempt of the call wrong
     twilio.place_call(LINE_NUMBER, CALLER, [])
     twilio.place_call(LINE_NUMBER, CALLER, [pin + "#"], hangup=True)
     records = call_audit.read_calls(deployed, roles, DAY_AGO, TEST_PINS)
     ok, bob = accepted(stack), accepted(stack).replace("alice", "bob")
     assert [(r.pin, r.outcome) for r in records] == [
-        (ok, "hung up"), ("", "no input"), ("refused", "refused PIN"), (ok, "refused number"),
+        (ok, "hung up"), ("", "no input"), ("PIN refused (attempt 3/3)", "refused PIN"), (ok, "refused number"),
         (ok, "refused number"), (bob, "no answer"), (ok, "busy"), (ok, "connected")]
     connected = records[-1]
     assert (connected.destination, connected.country, connected.allowed, connected.duration_seconds) == \
@@ -141,7 +142,7 @@ def test_a_deleted_flow_and_missing_credentials_are_one_line(twilio, deployed, r
 @pytest.mark.parametrize("stack", ["dev"], indirect=True)
 def test_an_execution_and_a_step_keep_the_context_studio_keeps(twilio, deployed):
     """What Studio keeps, and so what `calls` must drop: the fake's executions hold the gathered digits."""
-    made = twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"])
+    made = twilio.place_call(LINE_NUMBER, CALLER, ["13572468#"] * 3)
     flow = deployed.client().studio.v2.flows(deployed.flow_sid)
     execution = flow.executions(made["sid"]).fetch()
     assert execution.contact_channel_address == CALLER and execution.status == "ended"

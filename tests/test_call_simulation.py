@@ -12,6 +12,7 @@ from callmask.config.destinations import NUMBER_TYPES, number_pattern
 from callmask.config.settings import parse_settings
 from callmask.config.stack_config import from_files, stack_names
 from conftest import TEST_PINS
+from flow_fixtures import stack_settings
 from flow_fixtures import stack_simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,9 +34,12 @@ class TestCommittedStacks:
         assert [s.widget for s in result.steps][-1] == "say_goodbye"
 
     def test_wrong_pin_is_rejected(self, stack):
-        result = simulator(stack).run(["13572468#", "14155550123#"])
+        attempts = stack_settings(stack).pin_guard.attempts_per_call
+        result = simulator(stack).run(["13572468#"] * attempts + ["14155550123#"])
         assert result.outcome == "rejected_pin" and result.dialed is None
         assert result.steps[-1].widget == "say_invalid_pin"
+        said = " ".join(step.say for step in result.steps if step.say)
+        assert said.count(stack_settings(stack).prompts.pinRetry) == attempts - 1, "asked again, then refused"
 
     def test_no_input_ends_the_call(self, stack):
         result = simulator(stack).run([])

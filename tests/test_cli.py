@@ -65,7 +65,7 @@ def test_pins_from_the_environment_and_placeholders_said_so(capsys, monkeypatch)
 def test_validate_a_broken_file_prints_one_line_per_problem(capsys, tmp_path):
     definition = rendered()
     widget(definition, "gather_pin")["properties"]["number_of_digits"] = 4
-    widget(definition, "check_pin")["transitions"][0]["next"] = "nowhere"
+    widget(definition, "attempts_left")["transitions"][0]["next"] = "nowhere"
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps(definition))
     code, out, _ = run(capsys, "validate", str(broken))
@@ -287,9 +287,9 @@ def test_simulate_plays_the_stacks_function(capsys):
     code, out, err = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--press", TEST_PINS[1] + "#",
                          "--press", "14155550123#")
     assert code == 0 and out.splitlines()[-1] == "outcome: connected (dialed +14155550123)"
-    assert "[check_pin] returned label=pins[1], verdict=ok" in out and "[check_pin] gathered: ******** -> return" in out
+    assert "[check_pin] returned attempt=1, label=pins[1], verdict=ok" in out and "[check_pin] gathered: ******** -> return" in out
     assert not any(pin in out + err for pin in TEST_PINS)
-    for presses, outcome in (([], "no_input"), (["13572468#"], "rejected_pin"), ([TEST_PINS[0][:5] + "#"], "rejected_pin")):
+    for presses, outcome in (([], "no_input"), (["13572468#"] * 3, "rejected_pin"), ([TEST_PINS[0][:5] + "#"] * 3, "rejected_pin")):
         code, out, _ = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--json",
                            *[arg for keys in presses for arg in ("--press", keys)])
         played = json.loads(out)
@@ -307,7 +307,7 @@ def test_simulate_without_node_says_what_to_install(capsys, monkeypatch):
 
 def test_the_function_flow_validates_draws_and_diffs_its_redirect(capsys, tmp_path):
     code, out, _ = run(capsys, "validate", "--stack", "prod", "--pins", PINS_ARG)
-    assert code == 0 and out.strip() == "conference-function.json for stack prod: sound (10 widgets)"
+    assert code == 0 and out.strip() == "conference-function.json for stack prod: sound (11 widgets)"
     code, out, _ = run(capsys, "diagram", "--stack", "prod", "--pins", PINS_ARG)
     assert 'w_check_pin -->|"return"| w_pin_verdict' in out and "add-twiml-redirect" in out
     changed = json.loads((PROJECT_DIR / "flow" / "conference-function.json").read_text())

@@ -149,7 +149,7 @@ def test_malformed_widgets_are_reported_not_crashed_on():
     assert found == ["check_pin: a transition is not an object with an `event` text, an optional `next` text and "
                      "an optional `conditions` list of objects",
                      "say_goodbye: `properties` is missing or not a dict",
-                     "states[10]: is not an object"]
+                     f"states[{len(definition['states']) - 1}]: is not an object"]
 
 
 def test_the_dial_out_rules_apply_only_with_the_lines_pins():

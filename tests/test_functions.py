@@ -47,11 +47,12 @@ def test_python_digests_open_the_node_function_at_the_real_cost(tmp_path):
     with pin_function.LocalFunction(code, tmp_path) as function:
         service = function.service({pin_function.SALT_VARIABLE: salt})
         right = play(service, URL, CALL, WEBHOOK, keyed(PINS["bob"] + "#"))
-        assert (right.returned, right.said, right.digits) == ({"verdict": "ok", "label": "bob"}, ["Your PIN?"], PINS["bob"])
-        assert play(service, URL, CALL, WEBHOOK, keyed("27184927#")).returned == {"verdict": "bad"}
+        assert (right.returned, right.said, right.digits) == ({"verdict": "ok", "label": "bob", "attempt": "1"},
+                                                              ["Your PIN?"], PINS["bob"])
+        assert play(service, URL, CALL, WEBHOOK, keyed("27184927#")).returned == {"verdict": "bad", "attempt": "1"}
         assert play(service, URL, CALL, WEBHOOK, keyed()).returned == {"verdict": "noinput"}
         other_salt = function.service({pin_function.SALT_VARIABLE: pin_function.new_salt()})
-        assert play(other_salt, URL, CALL, WEBHOOK, keyed(PINS["bob"] + "#")).returned == {"verdict": "bad"}
+        assert play(other_salt, URL, CALL, WEBHOOK, keyed(PINS["bob"] + "#")).returned["verdict"] == "bad"
 
 
 @pytest.mark.parametrize("code, ended", [

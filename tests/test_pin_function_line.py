@@ -57,18 +57,19 @@ def test_the_line_deploys_its_function_and_only_its_pins_connect(twilio, line):
     assert build["runtime"] == "node22" and build["dependencies"] == pin_function.build_dependencies()
     (environment,) = service["environments"].values()
     assert environment["build_sid"] == build["sid"]
-    assert [v["key"] for v in environment["variables"].values()] == [pin_function.SALT_VARIABLE]
+    assert [v["key"] for v in environment["variables"].values()] == [pin_function.SALT_VARIABLE,
+                                                                       *pin_function.GUARD_VARIABLES]
     (flow,) = twilio.flows.values()
     redirect = next(s for s in flow["definition"]["states"] if s["name"] == "check_pin")
     assert redirect["properties"]["url"] == f"https://{environment['domain_name']}/pin-check?flowSid={{{{flow.flow_sid}}}}"
     assert int(redirect["properties"]["timeout"]) < 600
 
     assert outcome(twilio, [TEST_PINS[1] + "#", "14155550123#"]) == CONNECTED
-    assert outcome(twilio, ["13572468#"]) == REFUSED
+    assert outcome(twilio, ["13572468#"] * 3) == REFUSED
     context = twilio.executions[max(twilio.executions)]["context"]
-    assert context["widgets"]["check_pin"] == {"verdict": "bad"}, "Studio gets the verdict, never the digits"
+    assert context["widgets"]["check_pin"] == {"verdict": "bad", "attempt": "3"}, "Studio gets the verdict, never the digits"
     accepted = next(e for e in twilio.executions.values() if e["steps"][-1]["transitioned_from"] == "say_goodbye")
-    assert accepted["context"]["widgets"]["check_pin"] == {"verdict": "ok", "label": "bob"}
+    assert accepted["context"]["widgets"]["check_pin"] == {"verdict": "ok", "label": "bob", "attempt": "1"}
     stored = every_revision(twilio) + json.dumps([e["context"] for e in twilio.executions.values()])
     assert not any(pin in stored + upload["content"] for pin in TEST_PINS)
 
@@ -90,7 +91,7 @@ def test_a_pin_rotation_deploys_new_code_and_leaves_the_flow_alone(twilio, line)
         ("POST", "Versions"), ("POST", "Builds"), ("POST", "Deployments"), ("DELETE", old_build)]
     assert len(flow["revisions"]) == 1, "no flow revision"
     assert service["environments"][environment_sid]["build_sid"] != old_build
-    assert outcome(twilio, [TEST_PINS[1] + "#", "14155550123#"]) == REFUSED, "the revoked PIN is refused"
+    assert outcome(twilio, [TEST_PINS[1] + "#"] * 3) == REFUSED, "the revoked PIN is refused"
     assert outcome(twilio, [TEST_PINS[0] + "#", "14155550123#"]) == CONNECTED
     assert flow_sid in twilio.flows
 
@@ -105,7 +106,7 @@ def test_switching_modes_each_way_keeps_a_pin_gate_at_every_step(twilio, line):
     order = [c.path for c in twilio.calls if c.method == "POST" and ("Deployments" in c.path or "/v2/Flows/FW" in c.path)]
     assert "Deployments" in order[0] and "/v2/Flows/FW" in order[-1]
     assert outcome(twilio, [TEST_PINS[0] + "#", "14155550123#"]) == CONNECTED
-    assert outcome(twilio, ["13572468#"]) == REFUSED
+    assert outcome(twilio, ["13572468#"] * 3) == REFUSED
 
     calls = len(twilio.calls)
     line.pin_check = "studio"

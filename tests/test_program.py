@@ -39,7 +39,7 @@ LINE_TYPES = ["callmask:index:DialOutLine", "pulumi-python:dynamic/twilio:Dialin
               "pulumi-python:dynamic/twilio:VoiceBinding"]
 FUNCTION_TYPES = ["pulumi-python:dynamic/callmask:PinSalt", *(f"pulumi-python:dynamic/twilio:{name}" for name in (
     "EnvironmentVariables", "FunctionVersion", "ServerlessBuild", "ServerlessDeployment", "ServerlessEnvironment",
-    "ServerlessFunction", "ServerlessService"))]
+    "ServerlessFunction", "ServerlessService", "ApiKey", "SyncService", "SyncMap"))]
 
 
 def test_program_registers_the_line_with_its_children(stack):
@@ -155,8 +155,10 @@ def test_the_function_gets_secret_pins_by_label_and_goes_with_its_service():
     assert is_rpc_secret(run.resource("EnvironmentVariables").inputs["variables"])
     service = run.resource("ServerlessService")
     children = [r for r in run.registrations if r.type in FUNCTION_TYPES and r.type.split(":")[-1] not in (
-        "ServerlessService", "PinSalt")]
+        "ServerlessService", "PinSalt", "ApiKey", "SyncService", "SyncMap")]
     assert len(children) == 6 and all(child.deleted_with == service.urn for child in children)
+    assert run.resource("SyncMap").deleted_with == run.resource("SyncService").urn
+    assert "secret" in run.resource("ApiKey").additional_secret_outputs
     flow = run.resource("StudioFlow")
     assert {run.resource("ServerlessDeployment").urn, run.resource("EnvironmentVariables").urn} <= set(flow.dependencies), \
         "the flow points at the Function only once it is deployed and configured"

@@ -58,7 +58,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Exit 0 when the execution ran to its end, 3 when it reached something the simulator cannot play."""
     flow = load_flow(args)
-    with pin_check_service(flow) as function:
+    with pin_check_service(flow, args.caller, args.locked) as function:
         return simulated(args, flow, call_simulation.CallSimulator(flow.definition, flow.line_number,
                                                                   flow.pins or None, function))
 

@@ -80,6 +80,8 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--hangup", action="store_true",
                           help="the caller hangs up instead of waiting once the presses run out")
     simulate.add_argument("--json", action="store_true", help="machine-readable steps and outcome")
+    simulate.add_argument("--locked", action="store_true",
+                          help="the caller starts out locked out by the PIN guard (pinCheck function)")
     diagram.add_argument("--format", choices=("mermaid", "svg"), default="mermaid",
                          help="Mermaid text (renders in GitHub Markdown, the default) or an SVG picture")
     diff = commands.add_parser("diff", parents=[common], help="Markdown review of a flow change")
@@ -98,6 +100,12 @@ def parser() -> argparse.ArgumentParser:
                                          "refused-number, no-input, connected, busy, ... (every outcome the table shows)")
     audit.add_argument("--json", action="store_true", help="one object per call")
     audit.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    guard = commands.add_parser("lockouts", help="callers the PIN guard has locked out or is counting (pinCheck "
+                                                 "function); --clear unlocks one")
+    guard.add_argument("--stack", required=True, help="a deployed stack (its credentials as Pulumi takes them)")
+    guard.add_argument("--clear", metavar="+1…|anonymous", help="lift this caller's lockout and count")
+    guard.add_argument("--json", action="store_true", help="machine-readable")
+    guard.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
     permissions = commands.add_parser("account", help="the account's voice dialing permissions against what the "
                                                       "stack's line needs (read-only)")
     permissions.add_argument("--stack", required=True, help="a stack (its credentials as Pulumi takes them)")
@@ -132,7 +140,7 @@ def parser() -> argparse.ArgumentParser:
 HANDLERS = {"render": flow_commands.cmd_render, "validate": flow_commands.cmd_validate,
             "simulate": flow_commands.cmd_simulate, "diagram": flow_commands.cmd_diagram, "diff": flow_commands.cmd_diff,
             "calls": stack_commands.cmd_calls, "call": stack_commands.cmd_call, "account": stack_commands.cmd_account,
-            "adopt": stack_commands.cmd_adopt,
+            "adopt": stack_commands.cmd_adopt, "lockouts": stack_commands.cmd_lockouts,
             "local-twilio": stack_commands.cmd_local_twilio, "demo": stack_commands.cmd_demo}
 
 

@@ -1,4 +1,4 @@
-"""The commands on a deployed stack (calls, call, account, adopt) and on the local Twilio (local-twilio, demo):
+"""The commands on a deployed stack (calls, call, lockouts, account, adopt) and on the local Twilio (local-twilio, demo):
 each reads what it needs when it runs, so `callmask --help` loads none of it."""
 
 from __future__ import annotations
@@ -11,13 +11,25 @@ from callmask.operations.command_flow import CommandError, stand_in_flow
 def cmd_calls(args: argparse.Namespace) -> int:
     from callmask.operations.deployed_commands import calls
     flow = stand_in_flow(args)
-    print(calls(args, flow.definition, flow.pins, flow.allowed_countries))
+    print(calls(args, flow.definition, flow.pins, flow.allowed_countries, flow.settings.pin_guard.attempts_per_call))
     return 0
 
 
 def cmd_call(args: argparse.Namespace) -> int:
     from callmask.operations.deployed_commands import call
     print(call(args))
+    return 0
+
+
+def cmd_lockouts(args: argparse.Namespace) -> int:
+    from callmask.operations import lockouts
+    from callmask.operations.deployed_stack import read_stack
+    flow = stand_in_flow(args)
+    stack = read_stack(args.stack, args.project_dir)
+    if args.clear:
+        print(lockouts.clear(stack, args.clear))
+    else:
+        print(lockouts.lockouts(stack, args.json, flow.settings.pin_guard.window_minutes))
     return 0
 
 

@@ -46,6 +46,8 @@ class Prompts:
 
     greeting: str = "Welcome. Please enter your PIN, followed by the pound key."
     invalidPin: str = "Sorry, that PIN is not valid. Goodbye."
+    pinRetry: str = "That PIN is not valid. Enter your PIN again, then press pound."
+    locked: str = "This line is not available from your phone right now. Goodbye."
     noInput: str = "We did not receive any input. Goodbye."
     dialPrompt: str = "Enter the number to call, including the country code, followed by the pound key."
     invalidNumber: str = "Sorry, that number cannot be dialed from this line. Goodbye."
@@ -82,6 +84,33 @@ class SpendAlert:
 
 
 @dataclass(frozen=True)
+class PinGuard:
+    """How PIN guessing is limited (`callmask:pinGuard`). attempts_per_call holds in both PIN-check modes;
+    the rest (lockouts per caller and alerts) needs the Function's counters (pinCheck function)."""
+
+    attempts_per_call: int = 3
+    lock_after: int = 5
+    window_minutes: int = 15
+    lock_minutes: int = 15
+    alert_after: int = 20
+    alert_url: str | None = None
+    enabled: bool = True  # lockouts and alerts (function mode); false: attempts per call only
+
+    def policy(self) -> dict[str, int]:
+        """What the Function's code holds (non-secret; the alert URL is a Function variable)."""
+        return {"lockAfter": self.lock_after, "windowMinutes": self.window_minutes, "lockMinutes": self.lock_minutes,
+                "alertAfter": self.alert_after}
+
+
+GUARD_KEYS = {  # key -> (low, high) of the whole numbers it takes
+    "attemptsPerCall": (1, 5), "lockAfter": (2, 100), "windowMinutes": (1, 1440), "lockMinutes": (1, 1440),
+    "alertAfter": (1, 10_000),
+}
+GUARD_FUNCTION_KEYS = ("lockAfter", "windowMinutes", "lockMinutes", "alertAfter", "alertUrl")
+LOCAL_ALERT_URL = re.compile(r"http://(127\.0\.0\.1|localhost)(:\d{1,5})?(/[^\s]*)?")
+
+
+@dataclass(frozen=True)
 class LineSettings:
     pins: tuple[str, ...]
     pin_length: int
@@ -102,6 +131,12 @@ class LineSettings:
     pin_check: str = "studio"  # where the PIN is checked: in the flow, or by the line's Twilio Function
     pin_labels: tuple[str, ...] = ()  # one per PIN, in order: the map's labels, or pins[0], pins[1], ...
     flow_sid: str | None = None  # a Console-built flow the stack took over (`callmask adopt`), else None
+    pin_guard: PinGuard = PinGuard()
+
+    @property
+    def guards_callers(self) -> bool:
+        """Lockouts and alerts run: the Function checks the PIN and the guard is on."""
+        return self.checks_pin_in_function and self.pin_guard.enabled
 
     @property
     def checks_pin_in_function(self) -> bool:
@@ -116,10 +151,12 @@ class LineSettings:
         says the greeting and gathers the PIN, so the flow has neither."""
         values: dict[str, Any] = {f"prompts.{key}": getattr(self.prompts, key) for key in PROMPT_KEYS}
         if self.checks_pin_in_function:
-            del values["prompts.greeting"]
+            del values["prompts.greeting"], values["prompts.pinRetry"]
             values["pinCheckTimeout"] = self.pin_check_timeout
         else:
+            del values["prompts.locked"]
             values["pinLength"] = self.pin_length
+            values["attemptsPerCall"] = self.pin_guard.attempts_per_call
         values.update(
             language=self.language,
             voice=self.voice,
@@ -133,15 +170,19 @@ class LineSettings:
 
     @property
     def pin_check_timeout(self) -> int:
-        """Seconds the flow waits for the Function's verdict: the greeting, the gather and the check, with
+        """Seconds the flow waits for the Function's verdict: each attempt's prompt, gather and check, with
         room to spare; far below Studio's default of four hours, so a Function that never answers leaves
         no execution waiting."""
-        return PIN_CHECK_TIMEOUT_BASE + self.gather_timeout
+        return PIN_CHECK_TIMEOUT_BASE + self.gather_timeout * self.pin_guard.attempts_per_call
 
     def function_values(self) -> dict[str, Any]:
         """What the PIN-check Function needs besides the digests (non-secret: it shows in previews)."""
-        return {"pinLength": self.pin_length, "gatherTimeout": self.gather_timeout, "voice": self.voice,
-                "language": self.language, "greeting": self.prompts.greeting}
+        values = {"pinLength": self.pin_length, "gatherTimeout": self.gather_timeout, "voice": self.voice,
+                  "language": self.language, "greeting": self.prompts.greeting, "retryPrompt": self.prompts.pinRetry,
+                  "attemptsPerCall": self.pin_guard.attempts_per_call}
+        if self.guards_callers:
+            values["guard"] = self.pin_guard.policy()
+        return values
 
 
 PIN_CHECK_TIMEOUT_BASE = 90
@@ -174,7 +215,7 @@ class SettingsError(ValueError):
 KNOWN_KEYS = (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts",
     "allowedCountries", "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers",
-    "publish", "spendAlert", "dialingPermissions", "pinCheck", "flowSid",
+    "publish", "spendAlert", "dialingPermissions", "pinCheck", "flowSid", "pinGuard",
 )
 DIALING_PERMISSION_MODES = ("check", "atLeast", "exactly", "off")
 REPLACED_KEYS = ("allowedCountryCodes",)
@@ -230,11 +271,16 @@ def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) ->
         spend_alert=reader.spend_alert(),
         dialing_permissions=reader.choice("dialingPermissions", DIALING_PERMISSION_MODES, "check"),
         flow_sid=reader.flow_sid(),
+        pin_guard=reader.pin_guard(),
     )
     if not settings.publish and not settings.test_users and not any(
             problem.startswith(f"{NAMESPACE}:testUsers") for problem in reader.problems):
         reader.problem("publish", "is false, so each change becomes a draft only test users reach, but "
                        "callmask:testUsers is empty: list the numbers that try drafts, or set publish to true")
+    if settings.pin_check == "studio" and isinstance(guard := _decode(raw.get("pinGuard"), dict), dict):
+        for key in sorted(map(str, set(guard) & set(GUARD_FUNCTION_KEYS))):
+            reader.problem(f"pinGuard.{key}", "needs callmask:pinCheck function (lockouts and alerts count failures "
+                           "in the PIN-check Function); with pinCheck studio only pinGuard.attemptsPerCall applies")
     if reader.problems:
         raise SettingsError(reader.problems)
     return settings
@@ -268,12 +314,10 @@ class _Reader:
         value = self.present(key)
         if value is None:
             return None
-        if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 10:
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        number = whole_number(value, low, high)
+        if number is None:
             self.problem(key, f"expected a whole number from {low} to {high}, got {shown(value)}")
-            return None
-        return value
+        return number
 
     def boolean(self, key: str, default: bool | None = None) -> bool:
         value = self.present(key) if default is None else self.raw.get(key, default)
@@ -480,6 +524,37 @@ class _Reader:
             return None
         return value
 
+    def pin_guard(self) -> PinGuard:
+        value = _decode(self.raw.get("pinGuard", {}), dict)
+        if not isinstance(value, dict):
+            self.problem("pinGuard", "expected an object {attemptsPerCall, lockAfter, windowMinutes, lockMinutes, "
+                         "alertAfter, alertUrl, enabled}")
+            return PinGuard()
+        known = (*GUARD_KEYS, "alertUrl", "enabled")
+        for key in sorted(map(str, set(value) - set(known))):
+            self.problem(f"pinGuard.{key}", f"unknown key; expected one of {', '.join(known)}")
+        numbers = {}
+        for key, (low, high) in GUARD_KEYS.items():
+            if key in value:
+                numbers[key] = whole_number(value[key], low, high)
+                if numbers[key] is None:
+                    self.problem(f"pinGuard.{key}", f"expected a whole number from {low} to {high}, got {shown(value[key])}")
+        url = value.get("alertUrl")
+        if url is not None and not (isinstance(url, str) and (HTTPS_URL.fullmatch(url) or LOCAL_ALERT_URL.fullmatch(url))):
+            self.problem("pinGuard.alertUrl", "expected an https:// URL the Function can POST alerts to (or http:// to "
+                         f"127.0.0.1 or localhost for local runs), got {'a value that is not text' if not isinstance(url, str) else 'a URL that is not one'}")
+            url = None
+        enabled = value.get("enabled", True)
+        if enabled in ("true", "false"):
+            enabled = enabled == "true"
+        if not isinstance(enabled, bool):
+            self.problem("pinGuard.enabled", f"expected true or false, got {shown(enabled)}")
+            enabled = True
+        chosen = {field: numbers[key] for key, field in (
+            ("attemptsPerCall", "attempts_per_call"), ("lockAfter", "lock_after"), ("windowMinutes", "window_minutes"),
+            ("lockMinutes", "lock_minutes"), ("alertAfter", "alert_after")) if numbers.get(key) is not None}
+        return PinGuard(**chosen, alert_url=url, enabled=enabled)
+
     def number_search(self, search: Any) -> NumberSelection:
         if not isinstance(search, dict):
             self.problem("phoneNumber.search", "expected an object {country, areaCode?, contains?}")
@@ -500,6 +575,15 @@ class _Reader:
         if contains is not None and (not isinstance(contains, str) or not CONTAINS.fullmatch(contains)):
             self.problem("phoneNumber.search.contains", f"expected 2 to 16 digits, letters or * wildcards, got {shown(contains)}")
         return NumberSelection(mode="search", country=country, area_code=area_code, contains=contains)
+
+
+def whole_number(value: Any, low: int, high: int) -> int | None:
+    """A whole number from low to high (YAML's or the engine's text of one), else None."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 10:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
 
 
 def _usd(amount: Any) -> str | None:

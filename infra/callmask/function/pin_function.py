@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -31,6 +32,11 @@ LOCAL_SECONDS = 30  # far above the scrypt check; a runtime that hangs fails the
 FUNCTION_PATH = "/pin-check"
 RUNTIME = "node22"
 SALT_VARIABLE = "PIN_SALT"
+ALERT_VARIABLE = "ALERT_URL"
+# The PIN guard's counters (a Sync Map) and the API key the Function reaches them with.
+GUARD_VARIABLES = ("SYNC_SERVICE_SID", "SYNC_MAP_SID", "GUARD_KEY_SID", "GUARD_KEY_SECRET")
+CALLER_PREFIX, ALL_CALLERS = "caller-", "all-callers"  # the Map's item keys
+ANONYMOUS = "anonymous"  # every caller with a withheld or malformed caller ID
 # The one line of the committed code that a deploy replaces with the line's settings and digests.
 LINE_MARKER = 'const LINE = {"digests": []};'
 
@@ -71,6 +77,17 @@ def deployed_code(code: str, values: Mapping[str, Any], labeled_pins: Mapping[st
     line = {**values, "kdf": dict(cost),
             "digests": [{"label": label, "digest": pin_digest(pin, salt, cost)} for label, pin in labeled_pins.items()]}
     return code.replace(LINE_MARKER, f"const LINE = {json.dumps(line, ensure_ascii=False)};")
+
+
+def caller_key(salt: str, caller: str) -> str:
+    """The Sync item key of a caller (E.164, or `anonymous`): a keyed hash, as the Function makes it."""
+    digest = hmac.new(base64.b64decode(salt), f"caller:{caller}".encode(), hashlib.sha256).hexdigest()
+    return f"{CALLER_PREFIX}{digest[:40]}"
+
+
+def guard_variables(service_sid: str, map_sid: str, key_sid: str, key_secret: str) -> dict[str, str]:
+    """The Function's variables that name the guard's Sync Map and hold its API key."""
+    return dict(zip(GUARD_VARIABLES, (service_sid, map_sid, key_sid, key_secret)))
 
 
 @cache

@@ -1,5 +1,6 @@
 """The dial-out line: one ComponentResource owning the flow, the number, the voice binding and, when set,
-the spend alert and the PIN-check Function."""
+the spend alert and the PIN-check Function with its PIN guard (a Sync Map of counters and the API key that
+reaches it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pulumi
 from callmask.config.settings import LineSettings
 from callmask.function import pin_function
 from callmask.line.flow_gate import check_flow
+from callmask.providers.api_key import ApiKey
 from callmask.providers.dialing_permissions import DialingPermissions
 from callmask.providers.phone_number import PhoneNumber
 from callmask.providers.pin_salt import PinSalt
@@ -24,6 +26,7 @@ from callmask.providers.serverless import (
     ServerlessService,
 )
 from callmask.providers.studio_flow import StudioFlow
+from callmask.providers.sync import SyncMap, SyncService
 from callmask.providers.usage_trigger import SpendAlert
 from callmask.providers.voice_binding import VoiceBinding
 from callmask.studio.flow_template import canonical_json, flow_file
@@ -88,6 +91,10 @@ class DialOutLine(pulumi.ComponentResource):
         self.phone_number = number.phone_number
         self.phone_number_sid = number.sid
         self.live_revision, self.draft_revision = flow.live_revision, flow.draft_revision
+        if settings.pin_check == "studio" and pulumi.runtime.is_dry_run():
+            pulumi.log.info(f"pinGuard: with pinCheck studio a caller has {settings.pin_guard.attempts_per_call} PIN "
+                            "attempt(s) per call and may call again without limit; lockouts per caller and alerts "
+                            "need pinCheck function (docs/security.md)", self)
         if not settings.publish and pulumi.runtime.is_dry_run():
             # Said once, by the preview (`up` runs one first), and only of a flow that exists: its id is known
             # then, while a new flow's first definition is published whatever publish says.
@@ -121,7 +128,9 @@ class DialOutLine(pulumi.ComponentResource):
                                 runtime=pin_function.RUNTIME, opts=inside)
         variables = EnvironmentVariables(f"{name}-pin-variables", service_sid=service.sid,
                                          environment_sid=environment.sid,
-                                         variables=salt.apply(lambda value: {pin_function.SALT_VARIABLE: value}),
+                                         variables=pulumi.Output.all(
+                                             salt=salt, guard=self.pin_guard(name, stack, settings, child)).apply(
+                                             lambda given: {pin_function.SALT_VARIABLE: given["salt"], **given["guard"]}),
                                          opts=inside)
         deployment = ServerlessDeployment(f"{name}-pin-deployment", service_sid=service.sid,
                                           environment_sid=environment.sid, build_sid=build.sid, opts=inside)
@@ -129,6 +138,24 @@ class DialOutLine(pulumi.ComponentResource):
             resource.drift.apply(lambda drift, resource=resource: drift and pulumi.log.warn(drift, resource))
         url = environment.domain_name.apply(lambda domain: f"https://{domain}{pin_function.FUNCTION_PATH}")
         return url, [deployment, variables]
+
+
+    @staticmethod
+    def pin_guard(name: str, stack: str, settings: LineSettings, child: pulumi.ResourceOptions
+                  ) -> pulumi.Output[dict[str, str]]:
+        """The PIN guard's Sync Map and the API key the Function reaches it with: the Function's variables
+        that name them (none when pinGuard.enabled is false)."""
+        if not settings.guards_callers:
+            return pulumi.Output.from_input({})
+        label = f"callmask-{stack} PIN guard"
+        key = ApiKey(f"{name}-guard-key", friendly_name=label, opts=child)
+        sync = SyncService(f"{name}-guard-sync", friendly_name=label, opts=child)
+        sync_map = SyncMap(f"{name}-guard-map", service_sid=sync.sid,
+                           opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(deleted_with=sync)))
+        sync.drift.apply(lambda drift: drift and pulumi.log.warn(drift, sync))
+        alert = {pin_function.ALERT_VARIABLE: settings.pin_guard.alert_url} if settings.pin_guard.alert_url else {}
+        return pulumi.Output.all(service=sync.sid, map=sync_map.sid, key=key.sid, secret=key.secret).apply(
+            lambda made: pin_function.guard_variables(made["service"], made["map"], made["key"], made["secret"]) | alert)
 
 
 def service_name(stack: str) -> str:

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from werkzeug.wrappers import Request, Response
 
+from callmask.twilio.twilio_api import BASE_URL_VARIABLE
+
 SERVERLESS_HOST = "https://serverless.twilio.com"
 UPLOAD_HOST = "https://serverless-upload.twilio.com"
 UPLOAD_PATH = re.compile(r"/v1/Services/(ZS\w+)/Functions/(ZH\w+)/Versions")
@@ -477,6 +479,8 @@ class DeployedFunctions:
         if deployed is None:
             return 404, ""
         code, variables = deployed
+        # The Function's own calls to Twilio (the PIN guard's Sync) reach this local Twilio.
+        variables = {**variables, BASE_URL_VARIABLE: self.local.base_url}
         if code not in self.running:
             folder = Path(self.scratch.name) / str(len(self.running))
             folder.mkdir()

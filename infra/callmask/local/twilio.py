@@ -42,8 +42,10 @@ from werkzeug.wrappers import Request, Response
 
 from callmask.config.settings import E164
 from callmask.local import serverless as local_serverless
+from callmask.local import sync as local_sync
 from callmask.local.serverless import SERVERLESS_HOST, UPLOAD_HOST, UPLOAD_PATH, LocalServerless
-from callmask.twilio.twilio_api import INCOMING_CALL_PATH
+from callmask.local.sync import SYNC_HOST, LocalSync
+from callmask.twilio.twilio_api import HOST_HEADER, INCOMING_CALL_PATH
 
 SPEC_DIR = Path(__file__).resolve().parents[3] / ".twilio-oai"  # where `make setup` puts them
 STUDIO_HOST, API_HOST, VOICE_HOST = "https://studio.twilio.com", "https://api.twilio.com", "https://voice.twilio.com"
@@ -53,7 +55,8 @@ CONSOLE_NUMBER = "+14155550160"  # the number of a line built in the Console (`l
 WEBHOOK_HOST = "https://webhooks.twilio.com"
 SERVED = ("Studio Flows (/v2/Flows, validate, fetch, update, delete; their revisions, test users, executions, "
           "steps and contexts), the account, its incoming and available local phone numbers, its usage "
-          f"triggers, its voice dialing permissions (/v1/DialingPermissions), and {local_serverless.SERVED}")
+          f"triggers, its voice dialing permissions (/v1/DialingPermissions), {local_serverless.SERVED}, and "
+          f"{local_sync.SERVED}")
 
 
 _specs: dict[str, OpenAPI] = {}
@@ -76,6 +79,21 @@ def _is_rfc2822(value: str) -> bool:
         return False
 
 
+def _json_form_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """The spec, with its form fields typed as objects (Sync's `Data`) encoded as Twilio takes them: JSON
+    text. OpenAPI reads an object in a form as exploded fields unless an `encoding` says otherwise."""
+    for path in document["paths"].values():
+        for operation in path.values():
+            form = operation.get("requestBody", {}).get("content", {}).get(
+                "application/x-www-form-urlencoded") if isinstance(operation, dict) else None
+            if form is None:
+                continue
+            for name, schema in form.get("schema", {}).get("properties", {}).items():
+                if schema.get("type") == "object":
+                    form.setdefault("encoding", {})[name] = {"contentType": "application/json"}
+    return document
+
+
 class SpecsMissing(RuntimeError):
     """Twilio's OpenAPI specs are not where `make setup` puts them."""
 
@@ -83,14 +101,15 @@ class SpecsMissing(RuntimeError):
 def spec(host: str) -> OpenAPI:
     if not _specs:
         for name, spec_host in (("twilio_studio_v2.json", STUDIO_HOST), ("twilio_api_v2010.json", API_HOST),
-                                ("twilio_voice_v1.json", VOICE_HOST), ("twilio_serverless_v1.json", SERVERLESS_HOST)):
+                                ("twilio_voice_v1.json", VOICE_HOST), ("twilio_serverless_v1.json", SERVERLESS_HOST),
+                                ("twilio_sync_v1.json", SYNC_HOST)):
             path = SPEC_DIR / name
             if not path.exists():
                 raise SpecsMissing(f"{path} is missing: run `make setup` to fetch Twilio's OpenAPI specs")
             # The spec documents are pinned by hash and checked to be valid OpenAPI once per test run
             # (tests/test_local_twilio.py), not again by every process that loads them (seconds each).
             config = Config(spec_validator_cls=None, extra_format_validators=TWILIO_FORMATS)
-            _specs[spec_host] = OpenAPI.from_dict(json.loads(path.read_text()), config=config)
+            _specs[spec_host] = OpenAPI.from_dict(_json_form_fields(json.loads(path.read_text())), config=config)
         # The specs are tens of thousands of objects that live as long as the process: kept out of the
         # garbage collector's full passes, which would otherwise walk them all now and then.
         gc.freeze()
@@ -165,7 +184,7 @@ def _iso(moment: datetime) -> str:
 
 
 @dataclass
-class LocalTwilio(LocalServerless):
+class LocalTwilio(LocalSync, LocalServerless):
     flows: dict[str, dict[str, Any]] = field(default_factory=dict)
     numbers: dict[str, dict[str, Any]] = field(default_factory=dict)
     executions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -173,7 +192,6 @@ class LocalTwilio(LocalServerless):
     bulk_updates: list[list[dict[str, Any]]] = field(default_factory=list)
     dialing_permissions: dict[str, dict[str, Any]] = field(default_factory=lambda: new_account_permissions())
     available: dict[str, list[str]] = field(default_factory=dict)
-    api_keys: dict[str, str] = field(default_factory=dict)  # SK... -> secret, besides the account's auth token
     calls: list[Call] = field(default_factory=list)
     purchases: list[str] = field(default_factory=list)
     purchases_while_holding_one: list[str] = field(default_factory=list)
@@ -307,7 +325,7 @@ class LocalTwilio(LocalServerless):
 
     def _answer(self, environ, start_response):
         request = Request(environ)
-        host = _host_of(request.path, request.method)
+        host = _host_of(request)
         if not self._authenticated(request):
             response = self._error(401, 20003, "Authenticate", headers={"WWW-Authenticate": 'Basic realm="Twilio API"'})
             return self._refuse(request, response)(environ, start_response)
@@ -403,7 +421,18 @@ class LocalTwilio(LocalServerless):
     def _handler(self, request: Request) -> Callable[[], Response] | None:
         """The route that answers this request, or None when the local Twilio does not serve it."""
         method, path = request.method, request.path
-        routes: list[tuple[str, str, Callable[..., Response]]] = [
+        if _host_of(request) == SYNC_HOST:
+            routes = self.sync_routes()
+        else:
+            routes = self.flow_routes() + self.key_routes() + self.serverless_routes()
+        for route_method, pattern, handler in routes:
+            match = re.fullmatch(pattern, path)
+            if match and route_method == method:
+                return lambda: handler(request, request.form, *match.groups())
+        return None
+
+    def flow_routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
+        return [
             ("POST", r"/v2/Flows/Validate", self._validate_flow),
             ("GET", r"/v2/Flows", self._list_flows),
             ("POST", r"/v2/Flows", self._create_flow),
@@ -436,13 +465,7 @@ class LocalTwilio(LocalServerless):
             ("GET", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers/(PN\w+)\.json", self._fetch_number),
             ("POST", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers/(PN\w+)\.json", self._update_number),
             ("DELETE", r"/2010-04-01/Accounts/AC\w+/IncomingPhoneNumbers/(PN\w+)\.json", self._release_number),
-            *self.serverless_routes(),
         ]
-        for route_method, pattern, handler in routes:
-            match = re.fullmatch(pattern, path)
-            if match and route_method == method:
-                return lambda: handler(request, request.form, *match.groups())
-        return None
 
     # ---- Studio ----
     def _definition_errors(self, text: str) -> list[str]:
@@ -1011,8 +1034,18 @@ def _verdict(key: tuple, check: Callable[[], str | None]) -> str | None:
     return _verdicts[key]
 
 
-def _host_of(path: str, method: str = "GET") -> str:
-    """Which of Twilio's hosts serves a path (the client sent it to this one origin)."""
+HOSTS = (STUDIO_HOST, API_HOST, VOICE_HOST, SERVERLESS_HOST, UPLOAD_HOST, SYNC_HOST)
+
+
+def _host_of(request: Request) -> str:
+    """Which of Twilio's hosts a request was meant for (the client sent it to this one origin): the host
+    callmask's client names in a header, else the one whose API has the path (Serverless and Sync share
+    /v1/Services; a Sync SID starts with IS)."""
+    path, method = request.path, request.method
+    if (named := f"https://{request.headers.get(HOST_HEADER, '')}") in HOSTS:
+        return named
+    if path.startswith("/v1/Services/IS"):
+        return SYNC_HOST
     if path.startswith("/v2/"):
         return STUDIO_HOST
     if method == "POST" and UPLOAD_PATH.fullmatch(path):

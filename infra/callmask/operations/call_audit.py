@@ -26,7 +26,7 @@ SINCE = re.compile(r"(\d{1,4})([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 CONNECTED = {"completed": "connected", "answered": "connected", "busy": "busy", "no-answer": "no answer",
              "failed": "failed", "canceled": "canceled"}
-REFUSED = ("refused PIN", "refused number", "no input", "hung up", "PIN check failed")
+REFUSED = ("refused PIN", "locked out", "refused number", "no input", "hung up", "PIN check failed")
 OUTCOMES = tuple(dict.fromkeys([*CONNECTED.values(), *REFUSED]))
 
 
@@ -64,7 +64,8 @@ def since_moment(text: str, now: datetime) -> datetime:
 class FlowRoles:
     """Which widgets of the stack's flow check the PIN, check the number and dial."""
 
-    def __init__(self, definition: dict[str, Any], pins: list[str], allowed_countries: tuple[str, ...]):
+    def __init__(self, definition: dict[str, Any], pins: list[str], allowed_countries: tuple[str, ...],
+                 attempts_per_call: int = 1):
         graph = FlowGraph(definition, pins)
         self.pin_checks = graph.pin_check_names
         # Where the Function checks the PIN: each verdict check, and the TwiML Redirect whose verdict it reads.
@@ -74,6 +75,7 @@ class FlowRoles:
         self.gathers = {str(s.get("name")) for s in graph.of_type("gather-input-on-call")}
         self.simulator = CallSimulator(definition)
         self.allowed_countries = allowed_countries
+        self.attempts_per_call = attempts_per_call
 
 
 def read_calls(stack: DeployedStack, roles: FlowRoles, since: datetime, pins: list[str]) -> list[CallRecord]:
@@ -118,14 +120,25 @@ def record(execution: Any, steps: list[Any], context: dict[str, Any], roles: Flo
 
 def pin_verdict(taken: list[tuple[str, str]], roles: FlowRoles, widgets: dict[str, Any]) -> str:
     if verdict := function_verdict(taken, roles, widgets):
-        label = verdict.get("label")
-        if verdict.get("verdict") == "ok":  # the Function says whose PIN it was
+        label, said = verdict.get("label"), verdict.get("verdict")
+        if said == "ok":  # the Function says whose PIN it was
             return f"PIN accepted ({label})" if isinstance(label, str) and LABEL.fullmatch(label) else "PIN accepted"
-        return "" if verdict.get("verdict") == "noinput" else "refused"
+        if said == "locked":
+            return "locked out"
+        if verdict.get("reason") == "guard-unavailable":
+            return "PIN refused (guard unavailable)"
+        return "" if said == "noinput" else refused(verdict.get("attempt"), roles)
     events = [event for name, event in taken if name in roles.pin_checks]
     if not events:
         return ""
-    return "refused" if events[-1] == "noMatch" else "PIN accepted"
+    return refused(str(events.count("noMatch")), roles) if events[-1] == "noMatch" else "PIN accepted"
+
+
+def refused(attempt: Any, roles: FlowRoles) -> str:
+    """A refused PIN, with the attempt of the call it was (1 to pinGuard.attemptsPerCall)."""
+    if isinstance(attempt, str) and attempt.isdigit() and 1 <= int(attempt) <= roles.attempts_per_call:
+        return f"PIN refused (attempt {int(attempt)}/{roles.attempts_per_call})"
+    return "PIN refused"
 
 
 def function_verdict(taken: list[tuple[str, str]], roles: FlowRoles, widgets: dict[str, Any]) -> dict[str, Any]:
@@ -140,8 +153,11 @@ def outcome(taken: list[tuple[str, str]], roles: FlowRoles, dial_status: str | N
         return CONNECTED.get(dial_status, dial_status)
     if any(name in roles.verdicts.values() and event in ("timeout", "fail") for name, event in taken):
         return "PIN check failed"  # the Function never answered: no call is connected
-    if function_verdict(taken, roles, widgets).get("verdict") == "noinput":
+    verdict = function_verdict(taken, roles, widgets).get("verdict")
+    if verdict == "noinput":
         return "no input"
+    if verdict == "locked":
+        return "locked out"
     if any(name in roles.pin_checks and event == "noMatch" for name, event in taken):
         return "refused PIN"
     if any(name in roles.number_checks and event == "noMatch" for name, event in taken):

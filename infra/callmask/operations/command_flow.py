@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callmask.config.settings import LineSettings, list_labels, parse_settings
+from callmask.config.settings import E164, LineSettings, list_labels, parse_settings
 from callmask.config.stack_config import PROJECT_DIR, from_files, is_encrypted
 from callmask.function import pin_function
 from callmask.line.flow_gate import gate_problems, stack_definition
@@ -163,18 +163,54 @@ def stand_in_flow(args: argparse.Namespace) -> LoadedFlow:
 
 
 @contextmanager
-def pin_check_service(flow: LoadedFlow) -> Iterator[TwimlService | None]:
+def pin_check_service(flow: LoadedFlow, caller: str = call_simulation.DEFAULT_CALLER, locked: bool = False
+                      ) -> Iterator[TwimlService | None]:
     """For a stack whose Function checks the PIN: that Function's code with digests of the flow's PINs
-    (and a fresh salt), run under Node, answering the flow's TwiML Redirect. None for any other flow."""
+    (and a fresh salt), run under Node, answering the flow's TwiML Redirect. Its PIN guard counts in the Sync
+    of a local Twilio started for the call; `locked`: `caller` starts out locked. None for any other flow."""
     settings = flow.settings
     if settings is None or not settings.checks_pin_in_function:
+        if locked:
+            raise CommandError("--locked plays a caller locked out by the PIN guard: it needs a --stack with "
+                               "callmask:pinCheck function")
         yield None
         return
     salt = pin_function.new_salt()
     code = pin_function.deployed_code(pin_function.source(), settings.function_values(), settings.labeled_pins(), salt)
     try:
         with tempfile.TemporaryDirectory(prefix="callmask-function-") as scratch, \
-                pin_function.LocalFunction(code, Path(scratch)) as function:
-            yield function.service({pin_function.SALT_VARIABLE: salt})
+                pin_function.LocalFunction(code, Path(scratch)) as function, \
+                guard_sync(settings, salt, caller if locked else None) as guard:
+            yield function.service({pin_function.SALT_VARIABLE: salt, **guard})
     except pin_function.NodeUnavailable as error:
         raise CommandError(str(error)) from None
+
+
+@contextmanager
+def guard_sync(settings: LineSettings, salt: str, locked_caller: str | None) -> Iterator[dict[str, str]]:
+    """The PIN guard's variables, its Sync on a local Twilio for the length of one command (none without
+    a guard); `locked_caller` is locked out, as pinGuard.lockMinutes after lockAfter failures would."""
+    if not settings.guards_callers:
+        if locked_caller:
+            raise CommandError("--locked plays a caller locked out by the PIN guard, which is off "
+                               "(callmask:pinGuard.enabled false)")
+        yield {}
+        return
+    from callmask.local.twilio import LocalTwilio, SpecsMissing  # the specs load only for a guarded line
+    from callmask.operations.call_audit import masked_caller
+    from callmask.twilio.twilio_api import BASE_URL_VARIABLE
+
+    try:
+        local = LocalTwilio().start()
+    except SpecsMissing as error:
+        raise CommandError(f"simulating the PIN guard needs the local Twilio's Sync: {error}") from None
+    try:
+        variables = local.pin_guard("callmask PIN guard (simulated)")
+        if locked_caller:
+            caller = locked_caller if E164.fullmatch(locked_caller) else pin_function.ANONYMOUS
+            shown = caller if caller == pin_function.ANONYMOUS else masked_caller(caller)
+            local.lock_caller(variables, pin_function.caller_key(salt, caller), shown,
+                              settings.pin_guard.lock_minutes)
+        yield {**variables, BASE_URL_VARIABLE: local.base_url}
+    finally:
+        local.stop()

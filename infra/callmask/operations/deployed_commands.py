@@ -21,7 +21,8 @@ from callmask.studio.flow_graph import mask_pins
 REVISIONS = {"published": "LatestPublished", "draft": "LatestRevision"}
 
 
-def calls(args: argparse.Namespace, definition: dict, pins: list[str], allowed_countries: tuple[str, ...]) -> str:
+def calls(args: argparse.Namespace, definition: dict, pins: list[str], allowed_countries: tuple[str, ...],
+          attempts_per_call: int = 1) -> str:
     """The report; `definition` is the stack's flow rendered with stand-in `pins`, for the widgets' roles."""
     since = call_audit.since_moment(args.since, datetime.now(timezone.utc))
     known = [call_audit.outcome_key(outcome) for outcome in call_audit.OUTCOMES]
@@ -29,7 +30,7 @@ def calls(args: argparse.Namespace, definition: dict, pins: list[str], allowed_c
         raise StackUnreadable(f"--outcome {args.outcome!r}: expected one of {', '.join(known)}")
     stack = read_stack(args.stack, args.project_dir)
     secret_pins = list(stack_pins(stack).values())
-    roles = call_audit.FlowRoles(definition, pins, allowed_countries)
+    roles = call_audit.FlowRoles(definition, pins, allowed_countries, attempts_per_call)
     records = call_audit.read_calls(stack, roles, since, secret_pins)
     if args.outcome:
         records = [record for record in records if call_audit.outcome_key(record.outcome) == args.outcome]

@@ -22,6 +22,8 @@ from twilio.rest import Client
 BASE_URL_VARIABLE = "CALLMASK_TWILIO_BASE_URL"
 # The local Twilio's one route that is not Twilio's API: `callmask call` rings a line there (a phone would).
 INCOMING_CALL_PATH = "/callmask/local/IncomingCalls"
+# With a base URL, the host a request was meant for (Serverless and Sync both serve /v1/Services).
+HOST_HEADER = "X-Twilio-Host"
 TIMEOUT_VARIABLE = "CALLMASK_TWILIO_TIMEOUT"
 BACKOFF_VARIABLE = "CALLMASK_TWILIO_BACKOFF"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -90,6 +92,8 @@ class CallmaskHttpClient(TwilioHttpClient):
 
     def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None,
                 allow_redirects=False) -> Response:
+        if self.base_url:
+            headers = {**(headers or {}), HOST_HEADER: urlsplit(url).netloc}
         url = self.redirect(url)
         retry_safe = is_idempotent(method, url)
         for attempt in range(1, self.attempts + 1):
