@@ -75,6 +75,14 @@ TRAPS = [
     ({"callmask:callerId": 14155550101}, "pulumi config set --path --type string 'callmask:callerId' '+14155550101'"),
     ({"callmask:publish": False}, "callmask:publish: is false, so each change becomes a draft only test users "
                                   "reach, but callmask:testUsers is empty"),
+    ({"callmask:pinGuard": {"attemptsPerCall": 0}}, "callmask:pinGuard.attemptsPerCall: expected a whole number from 1 to 5, got 0"),
+    ({"callmask:pinGuard": {"lockAfter": 1}}, "callmask:pinGuard.lockAfter: expected a whole number from 2 to 100, got 1"),
+    ({"callmask:pinGuard": {"lockMinutes": "15m"}}, "callmask:pinGuard.lockMinutes: expected a whole number from 1 to 1440"),
+    ({"callmask:pinCheck": "function", "callmask:pinGuard": {"alertUrl": "http://alerts.example.com/x?token=s3cr3t"}},
+     "callmask:pinGuard.alertUrl: expected an https:// URL the Function can POST alerts to (or http:// to 127.0.0.1"),
+    ({"callmask:pinGuard": {"lockAftr": 5}}, "callmask:pinGuard.lockAftr: unknown key; expected one of attemptsPerCall"),
+    ({"callmask:pinGuard": {"enabled": "no"}}, "callmask:pinGuard.enabled: expected true or false, got 'no'"),
+    ({"callmask:pinGuard": [3]}, "callmask:pinGuard: expected an object {attemptsPerCall, lockAfter"),
 ]
 
 
@@ -180,7 +188,8 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                                        inner, max_size=3)), max_leaves=8)
 keys = st.sampled_from([f"callmask:{key}" for key in (
     "pins", "pinLength", "language", "voice", "gatherTimeout", "dialTimeout", "prompts", "allowedCountries",
-    "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers", "publish")]
+    "allowedNumberTypes", "callerId", "phoneNumber", "releaseNumberOnDestroy", "testUsers", "publish", "pinGuard",
+    "pinCheck")]
     + ["twilio:apiKey", "callmsk:x"])
 
 

@@ -66,7 +66,8 @@ def test_every_how_to_works_as_written(tmp_path, fresh_twilio):
     said = {heading: block for heading, block in blocks()}
     assert list(said) == ["Before you start: the shell", "What to commit after `stack init`",
                           "Add, rotate or revoke a PIN", "Find refused PINs", "Rotate the passphrase",
-                          "Run `prod` on the local Twilio", "Adopt a line built in the Console"]
+                          "Run `prod` on the local Twilio", "See who is locked out, and unlock a caller",
+                          "Adopt a line built in the Console"]
 
     shell.run(said["Before you start: the shell"])
     shell.run(said["What to commit after `stack init`"])
@@ -77,8 +78,9 @@ def test_every_how_to_works_as_written(tmp_path, fresh_twilio):
 
     preview = shell.run(said["Add, rotate or revoke a PIN"])
     assert re.search(r"~ pins\s*: \[secret\]", preview) and "[diff: ~pins]" in preview, preview
-    assert fresh_twilio.place_call(next(iter(fresh_twilio.numbers.values()))["phone_number"], "+14155550123",
-                                   [f"{BOB}#"])["steps"][-2]["name"] == "noMatch", "bob's PIN is refused now"
+    refused_call = fresh_twilio.place_call(next(iter(fresh_twilio.numbers.values()))["phone_number"], "+14155550123",
+                                           [f"{BOB}#"] * 3)
+    assert refused_call["steps"][-1]["transitioned_from"] == "say_invalid_pin", "bob's PIN is refused now"
 
     refused = shell.run(said["Find refused PINs"])
     rows = [row for row in refused.splitlines() if "refused PIN" in row]
@@ -94,6 +96,9 @@ def test_every_how_to_works_as_written(tmp_path, fresh_twilio):
     prod = shell.run(said["Run `prod` on the local Twilio"])
     assert "outcome: connected (dialed +14155550777)" in prod and "PIN accepted (alice)" in prod, prod
     assert flow["sid"] in fresh_twilio.flows, "dev's line is untouched by prod's"
+    unlocked = shell.run(said["See who is locked out, and unlock a caller"])
+    assert "[say_locked]" in unlocked and re.search(r"\+1415\*{5}66\s+locked\s+5\s", unlocked), unlocked
+    assert "cleared +1415*****66 on stack prod" in unlocked and fresh_twilio.sync_services == {}
 
     console_flow, console_number = fresh_twilio.console_line(console_line())
     shell.environ.update(CONSOLE_FLOW=console_flow, CONSOLE_PIN=CONSOLE_PINS[0])

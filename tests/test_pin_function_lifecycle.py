@@ -1,12 +1,16 @@
 """The prod stack as committed (`callmask:pinCheck function`, labeled PINs) through the real `pulumi` CLI
-against the local Twilio: up, a second up that writes nothing, a PIN revoked by name (new code, build and
-deployment, no flow revision), Console drift found by refresh, the switch to `studio` and back, destroy;
-and no PIN in any flow revision, in the state, the export or anything the CLI printed."""
+against the local Twilio: up, the PIN guard (a caller who keys wrong PINs is locked out, stays locked with the
+right PIN while another caller connects, an alert arrives, `callmask lockouts --clear` lifts it), a second up
+that writes nothing, a PIN revoked by name (new code, build and deployment, no flow revision), Console drift
+found by refresh, the switch to `studio` and back, destroy; and no PIN or key secret in any flow revision, in
+the state, the export or anything the CLI printed."""
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from callmask.function import pin_function
@@ -18,7 +22,9 @@ CALLER, DESTINATION = "+14155550123", "14155550777"
 ALICE, BOB = TEST_PINS
 CAROL = "61829374"
 FUNCTION_TYPES = ("ServerlessService", "ServerlessEnvironment", "ServerlessFunction", "FunctionVersion",
-                  "ServerlessBuild", "EnvironmentVariables", "ServerlessDeployment", "PinSalt")
+                  "ServerlessBuild", "EnvironmentVariables", "ServerlessDeployment", "PinSalt", "ApiKey",
+                  "SyncService", "SyncMap")
+ATTACKER, WRONG = "+14155550166", "13572468"
 
 
 @pytest.fixture
@@ -27,8 +33,30 @@ def fake(fresh_twilio):
 
 
 def call(fake, pin: str) -> list[str]:
-    execution = fake.place_call(PROD_NUMBER, CALLER, [pin + "#", DESTINATION + "#"])
+    """A call keying `pin` (at every attempt the call allows, if it is wrong), then the destination."""
+    execution = fake.place_call(PROD_NUMBER, CALLER, [pin + "#"] * (1 if pin in (ALICE, CAROL) else 3)
+                                + [DESTINATION + "#"])
     return [step["transitioned_from"] for step in execution["steps"]]
+
+
+@pytest.fixture
+def alerts():
+    """A receiver of the PIN guard's alerts (callmask:pinGuard.alertUrl): what it was sent, parsed."""
+    received: list[dict] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts", received
+    server.shutdown()
 
 
 def revisions_text(fake) -> str:
@@ -39,13 +67,15 @@ def writes_since(fake, calls: int) -> list[str]:
     return [re.sub(r"[A-Z]{2}[0-9a-f]{32}", "…", c.path) for c in fake.calls[calls:] if c.method in ("POST", "DELETE")]
 
 
-def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake):
+def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, alerts):
     owned = fake.own_number(PROD_NUMBER, voice_url="https://voice.example.com/previous")
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     line.run("stack", "init", "prod")
     line.run("config", "set", "--path", "--secret", "callmask:pins.alice", ALICE)
     line.run("config", "set", "--path", "--secret", "callmask:pins.bob", BOB)
     line.run("config", "set", "--path", "--secret", "callmask:testUsers[0]", TESTER)
+    alert_url, alerted = alerts
+    line.run("config", "set", "--path", "--secret", "callmask:pinGuard.alertUrl", alert_url)
 
     # preview: the Function's resources, its readable settings and labels, the PINs and salt [secret]
     preview = line.run("preview", "--diff")
@@ -63,23 +93,54 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake):
     assert outputs["pinCheckUrl"] == f"https://{environment['domain_name']}{pin_function.FUNCTION_PATH}"
     assert fake.numbers[owned["sid"]]["voice_url"] == fake._flow(flow_sid)["webhook_url"]
     assert call(fake, ALICE)[-2:] == ["connect_call", "say_goodbye"]
-    assert call(fake, "13572468")[-1] == "say_invalid_pin"
-    assert fake.executions[max(fake.executions)]["context"]["widgets"]["check_pin"] == {"verdict": "bad"}
+    assert call(fake, WRONG)[-1] == "say_invalid_pin"
+    assert fake.executions[max(fake.executions)]["context"]["widgets"]["check_pin"] == {"verdict": "bad", "attempt": "3"}
+    guard_secret = next(iter(fake.api_keys.values()))
+
+    # the PIN guard: wrong PINs from one caller (3 a call) lock them at the 5th; then even the right PIN is
+    # refused for them while another caller connects; one alert arrives; `lockouts --clear` lifts it
+    keyed = ["--press", f"{WRONG}#"] * 3
+    first = callmask(line, "call", "--stack", "prod", "--from", ATTACKER, *keyed)
+    assert first.returncode == 0 and "That PIN is not valid" in first.stdout and "[say_invalid_pin]" in first.stdout
+    second = callmask(line, "call", "--stack", "prod", "--from", ATTACKER, *keyed)
+    assert "[say_locked]" in second.stdout and "not available from your phone" in second.stdout, second.stdout
+    right = callmask(line, "call", "--stack", "prod", "--from", ATTACKER, "--press", f"{ALICE}#", "--press", f"{DESTINATION}#")
+    assert "[say_locked]" in right.stdout and "dials" not in right.stdout, "a locked caller is locked with the right PIN"
+    assert call(fake, ALICE)[-2:] == ["connect_call", "say_goodbye"], "another caller is not affected"
+    assert [alert["event"] for alert in alerted] == ["caller-locked"]
+    assert (alerted[0]["caller"], alerted[0]["failures"], alerted[0]["stack"]) == ("+1415*****66", 5, "prod")
+    locked = callmask(line, "lockouts", "--stack", "prod")
+    assert locked.returncode == 0 and re.search(r"\+1415\*{5}66\s+locked\s+5\s+1\s", locked.stdout), locked.stdout
+    assert "1 caller(s) locked out" in locked.stdout
+    listed = json.loads(callmask(line, "lockouts", "--stack", "prod", "--json").stdout)
+    assert [(c["caller"], c["state"]) for c in listed["callers"]] == [("+1415*****66", "locked"), ("+1415*****23", "counting")]
+    outs = callmask(line, "calls", "--stack", "prod", "--outcome", "locked-out").stdout.splitlines()[1:-2]
+    assert len(outs) == 2 and all("+1415*****66" in row and "locked out" in row for row in outs), outs
+    cleared = callmask(line, "lockouts", "--stack", "prod", "--clear", ATTACKER)
+    assert cleared.returncode == 0 and cleared.stdout.startswith("cleared +1415*****66"), cleared.stderr
+    again = callmask(line, "call", "--stack", "prod", "--from", ATTACKER, "--press", f"{ALICE}#", "--press", f"{DESTINATION}#")
+    assert "outcome: connected (dialed +14155550777)" in again.stdout, again.stdout
+    unknown = callmask(line, "lockouts", "--stack", "prod", "--clear", "4155550166")
+    assert unknown.returncode == 1 and unknown.stderr.startswith("callmask: error: --clear '4155550166': expected")
+    assert_no_secret(first.stdout + second.stdout + right.stdout + locked.stdout + json.dumps(alerted), "the guard")
+    assert WRONG not in json.dumps(alerted) + locked.stdout, "no keyed digits in an alert or the lockouts"
 
     # the review tools on a labeled, function-mode stack: whose PIN opened each call; the deployed flow
     # played with the stack's own PINs (the `pulumi` CLI decrypts them) against the Function's code
     report = callmask(line, "calls", "--stack", "prod")
     assert report.returncode == 0, report.stderr
     rows = report.stdout.splitlines()
-    assert "refused PIN" in rows[1] and "PIN accepted (alice)" in rows[2] and "connected" in rows[2]
+    oldest = rows[1:-2][-3:]  # the first three calls: alice connects, a wrong PIN at each attempt, alice
+    assert "PIN refused (attempt 3/3)" in oldest[1] and "refused PIN" in oldest[1], report.stdout
+    assert "PIN accepted (alice)" in oldest[2] and "connected" in oldest[2]
     played = callmask(line, "simulate", "--stack", "prod", "--deployed", "published", "--press", BOB + "#",
                       "--press", DESTINATION + "#")
-    assert played.returncode == 0 and "returned label=bob, verdict=ok" in played.stdout, played.stderr
+    assert played.returncode == 0 and "returned attempt=1, label=bob, verdict=ok" in played.stdout, played.stderr
     assert_no_secret(report.stdout + played.stdout + report.stderr + played.stderr, "callmask's output")
 
     writes = len(fake.writes())
     again = line.run("up", "--yes")
-    assert re.search(r"14 unchanged", again.stdout), again.stdout
+    assert re.search(r"17 unchanged", again.stdout), again.stdout
     assert len(fake.writes()) == writes, "a second up writes nothing"
 
     # bob's PIN revoked and carol's added, by name: new code, build and deployment; the flow untouched
@@ -113,9 +174,10 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake):
     calls = len(fake.calls)
     line.run("up", "--yes")
     step = writes_since(fake, calls)
-    assert step[-1] == "/v1/Services/…" and "/v2/Flows/…" in step[:-1], "the flow leaves the Function before it goes"
-    assert [path for path in step if path.startswith("/v1/Services")] == ["/v1/Services/…"], \
-        "the Service's children go with it (deleted_with): no delete of their own"
+    assert step.index("/v2/Flows/…") < step.index("/v1/Services/…"), "the flow leaves the Function before it goes"
+    assert [path for path in step if path.startswith("/v1/Services")] == ["/v1/Services/…"] * 2, \
+        "the Serverless and Sync Services' children go with them (deleted_with): no delete of their own"
+    assert fake.sync_services == {} and fake.key_names == {}, "the guard goes with the Function"
     assert fake.services == {} and "gather_pin" in call(fake, ALICE)
 
     # and back: the Function is deployed before the flow points at it
@@ -126,10 +188,10 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake):
     assert step.index("/v1/Services/…/Environments/…/Deployments") < step.index("/v2/Flows/…")
     assert call(fake, CAROL)[-1] == "say_goodbye" and call(fake, BOB)[-1] == "say_invalid_pin"
 
-    salt = next(v["value"] for v in next(iter(fake.services.values()))["environments"][
-        next(iter(next(iter(fake.services.values()))["environments"]))]["variables"].values())
+    (environment,) = next(iter(fake.services.values()))["environments"].values()
+    salt = next(v["value"] for v in environment["variables"].values() if v["key"] == pin_function.SALT_VARIABLE)
     line.run("destroy", "--yes")
-    assert fake.services == {} and fake.flows == {}
+    assert fake.services == {} and fake.flows == {} and fake.sync_services == {} and fake.key_names == {}
     number = fake.numbers[owned["sid"]]
     assert number["voice_url"] == "https://voice.example.com/previous", "the number's voice settings are back"
     exported = line.run("stack", "export").stdout
@@ -139,3 +201,5 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake):
         assert_no_secret(text, where)
         assert CAROL not in text, f"a PIN appears in {where}"
         assert where == "the uploaded code" or salt not in text, f"the salt appears in {where}"
+        assert guard_secret not in text, f"the guard's API key secret appears in {where}"
+        assert alert_url not in text, f"the alert URL (set as a secret) appears in {where}"

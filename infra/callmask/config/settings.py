@@ -95,6 +95,7 @@ class PinGuard:
     alert_after: int = 20
     alert_url: str | None = None
     enabled: bool = True  # lockouts and alerts (function mode); false: attempts per call only
+    function_only: tuple[str, ...] = ()  # the keys set that only pinCheck function uses (said by a studio preview)
 
     def policy(self) -> dict[str, int]:
         """What the Function's code holds (non-secret; the alert URL is a Function variable)."""
@@ -106,7 +107,6 @@ GUARD_KEYS = {  # key -> (low, high) of the whole numbers it takes
     "attemptsPerCall": (1, 5), "lockAfter": (2, 100), "windowMinutes": (1, 1440), "lockMinutes": (1, 1440),
     "alertAfter": (1, 10_000),
 }
-GUARD_FUNCTION_KEYS = ("lockAfter", "windowMinutes", "lockMinutes", "alertAfter", "alertUrl")
 LOCAL_ALERT_URL = re.compile(r"http://(127\.0\.0\.1|localhost)(:\d{1,5})?(/[^\s]*)?")
 
 
@@ -277,10 +277,6 @@ def parse_settings(raw: Mapping[str, Any], other_keys: Iterable[object] = ()) ->
             problem.startswith(f"{NAMESPACE}:testUsers") for problem in reader.problems):
         reader.problem("publish", "is false, so each change becomes a draft only test users reach, but "
                        "callmask:testUsers is empty: list the numbers that try drafts, or set publish to true")
-    if settings.pin_check == "studio" and isinstance(guard := _decode(raw.get("pinGuard"), dict), dict):
-        for key in sorted(map(str, set(guard) & set(GUARD_FUNCTION_KEYS))):
-            reader.problem(f"pinGuard.{key}", "needs callmask:pinCheck function (lockouts and alerts count failures "
-                           "in the PIN-check Function); with pinCheck studio only pinGuard.attemptsPerCall applies")
     if reader.problems:
         raise SettingsError(reader.problems)
     return settings
@@ -316,7 +312,7 @@ class _Reader:
             return None
         number = whole_number(value, low, high)
         if number is None:
-            self.problem(key, f"expected a whole number from {low} to {high}, got {shown(value)}")
+            self.problem(key, f"expected a whole number from {low} to {high}, got {shown(as_number(value))}")
         return number
 
     def boolean(self, key: str, default: bool | None = None) -> bool:
@@ -538,7 +534,8 @@ class _Reader:
             if key in value:
                 numbers[key] = whole_number(value[key], low, high)
                 if numbers[key] is None:
-                    self.problem(f"pinGuard.{key}", f"expected a whole number from {low} to {high}, got {shown(value[key])}")
+                    self.problem(f"pinGuard.{key}", f"expected a whole number from {low} to {high}, "
+                                 f"got {shown(as_number(value[key]))}")
         url = value.get("alertUrl")
         if url is not None and not (isinstance(url, str) and (HTTPS_URL.fullmatch(url) or LOCAL_ALERT_URL.fullmatch(url))):
             self.problem("pinGuard.alertUrl", "expected an https:// URL the Function can POST alerts to (or http:// to "
@@ -553,7 +550,8 @@ class _Reader:
         chosen = {field: numbers[key] for key, field in (
             ("attemptsPerCall", "attempts_per_call"), ("lockAfter", "lock_after"), ("windowMinutes", "window_minutes"),
             ("lockMinutes", "lock_minutes"), ("alertAfter", "alert_after")) if numbers.get(key) is not None}
-        return PinGuard(**chosen, alert_url=url, enabled=enabled)
+        function_only = tuple(sorted(map(str, set(value) - {"attemptsPerCall", "enabled"})))
+        return PinGuard(**chosen, alert_url=url, enabled=enabled, function_only=function_only)
 
     def number_search(self, search: Any) -> NumberSelection:
         if not isinstance(search, dict):
@@ -577,10 +575,16 @@ class _Reader:
         return NumberSelection(mode="search", country=country, area_code=area_code, contains=contains)
 
 
+def as_number(value: Any) -> Any:
+    """The engine's text of a whole number ("15") as that number; anything else as it is."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 10:
+        return int(value)
+    return value
+
+
 def whole_number(value: Any, low: int, high: int) -> int | None:
     """A whole number from low to high (YAML's or the engine's text of one), else None."""
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 10:
-        value = int(value)
+    value = as_number(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         return None
     return value

@@ -92,9 +92,12 @@ class DialOutLine(pulumi.ComponentResource):
         self.phone_number_sid = number.sid
         self.live_revision, self.draft_revision = flow.live_revision, flow.draft_revision
         if settings.pin_check == "studio" and pulumi.runtime.is_dry_run():
-            pulumi.log.info(f"pinGuard: with pinCheck studio a caller has {settings.pin_guard.attempts_per_call} PIN "
-                            "attempt(s) per call and may call again without limit; lockouts per caller and alerts "
-                            "need pinCheck function (docs/security.md)", self)
+            unused = settings.pin_guard.function_only
+            said = pulumi.log.warn if unused else pulumi.log.info
+            said(f"pinGuard: with pinCheck studio a caller has {settings.pin_guard.attempts_per_call} PIN attempt(s) "
+                 "per call and may call again without limit; lockouts per caller and alerts need pinCheck function "
+                 f"(docs/security.md){'; not in effect: pinGuard.' + ', pinGuard.'.join(unused) if unused else ''}",
+                 self)
         if not settings.publish and pulumi.runtime.is_dry_run():
             # Said once, by the preview (`up` runs one first), and only of a flow that exists: its id is known
             # then, while a new flow's first definition is published whatever publish says.
@@ -121,7 +124,7 @@ class DialOutLine(pulumi.ComponentResource):
         labeled = settings.labeled_pins()
         version = FunctionVersion(f"{name}-pin-code", service_sid=service.sid, function_sid=function.sid,
                                   path=pin_function.FUNCTION_PATH, visibility="protected", source=pin_function.source(),
-                                  values=canonical_json(settings.function_values()), labels=list(labeled),
+                                  values=canonical_json({**settings.function_values(), "stack": stack}), labels=list(labeled),
                                   pins=labeled, salt=salt, opts=inside)
         build = ServerlessBuild(f"{name}-pin-build", service_sid=service.sid, function_versions=[version.sid],
                                 dependencies=json.dumps(pin_function.build_dependencies()),

@@ -24,6 +24,7 @@ from callmask.studio.twiml_call import TwimlService
 
 PINS_VARIABLE = "CALLMASK_PINS"
 PLACEHOLDER_TEST_USERS = "+1500555"  # Twilio's range of magic test numbers
+PLACEHOLDER_ALERT_URL = "https://alert-url.invalid/secret"  # stands in for a secret pinGuard.alertUrl
 
 
 class CommandError(Exception):
@@ -87,6 +88,14 @@ def known_pins(args: argparse.Namespace) -> list[str]:
     return (given_pins(args) or []) + [str(pin) for pin in decrypted]
 
 
+def stand_in_alert_url(values: dict[str, Any]) -> dict[str, Any]:
+    """The values with a secret pinGuard.alertUrl replaced by a stand-in: it is the Function's alone."""
+    guard = values.get("pinGuard")
+    if isinstance(guard, dict) and is_encrypted(guard.get("alertUrl")):
+        values["pinGuard"] = {**guard, "alertUrl": PLACEHOLDER_ALERT_URL}
+    return values
+
+
 def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PROJECT_DIR,
                     template_file: Path | None = None) -> LoadedFlow:
     """The exact definition `pulumi up` would deploy for a stack (same settings and renderer), with the
@@ -102,7 +111,7 @@ def load_stack_flow(stack: str, args: argparse.Namespace, project_dir: Path = PR
     if isinstance(values.get("testUsers"), list):  # a secret test user stands in as a number that is no one's
         values["testUsers"] = [f"{PLACEHOLDER_TEST_USERS}{index:04d}" if is_encrypted(user) else user
                                for index, user in enumerate(values["testUsers"])]
-    settings = parse_settings(values, others)
+    settings = parse_settings(stand_in_alert_url(values), others)
     template_path = template_file or project_dir / flow_file(settings.pin_check).relative_to(PROJECT_DIR)
     template = load_template(template_path)
     definition = stack_definition(settings, template)
@@ -152,7 +161,7 @@ def deployed_settings(args: argparse.Namespace, pins: dict[str, str]) -> LineSet
     values["pins"] = list(pins.values()) if list(pins) == list_labels(len(pins)) else pins
     values.pop("testUsers", None)  # may be secret in the file; not what the Function needs
     values.pop("publish", None)
-    return parse_settings(values, others)
+    return parse_settings(stand_in_alert_url(values), others)
 
 
 def stand_in_flow(args: argparse.Namespace) -> LoadedFlow:

@@ -20,6 +20,7 @@ from callmask.function import pin_function
 from callmask.line.component import service_name
 from callmask.operations.call_audit import masked_caller
 from callmask.operations.deployed_stack import DeployedStack, StackUnreadable, twilio_failure
+from callmask.twilio.errors import answer_of
 
 
 @dataclass
@@ -35,15 +36,14 @@ def guard_map(stack: DeployedStack) -> tuple[Any, str]:
     """(the Sync Map of the stack's PIN guard, the salt its keys are hashed with)."""
     client = stack.client()
     try:
-        service = client.serverless.v1.services(service_name(stack.name))
+        service = client.serverless.v1.services(client.serverless.v1.services(service_name(stack.name)).fetch().sid)
         environment = next((e for e in service.environments.stream(page_size=20) if e.unique_name == "live"), None)
         variables = {v.key: v.value for v in service.environments(environment.sid).variables.stream(page_size=50)} \
             if environment else {}
     except TwilioException as error:
-        if error.status == 404:
-            variables = {}
-        else:
+        if answer_of(error).status != 404:
             raise twilio_failure(stack.name, "the PIN-check Function's variables", error) from None
+        variables = {}
     names = ("SYNC_SERVICE_SID", "SYNC_MAP_SID", pin_function.SALT_VARIABLE)
     if not all(variables.get(name) for name in names):
         raise StackUnreadable(f"stack {stack.name} has no PIN guard deployed: it needs callmask:pinCheck function "
@@ -110,7 +110,7 @@ def clear(stack: DeployedStack, caller: str) -> str:
     try:
         item.delete()
     except TwilioException as error:
-        if error.status == 404:
+        if answer_of(error).status == 404:
             return f"{shown} is neither locked out nor counted on stack {stack.name}: nothing to clear"
         raise twilio_failure(stack.name, "the PIN guard's Sync Map", error) from None
     return f"cleared {shown} on stack {stack.name}: their next call may try a PIN again"
