@@ -52,6 +52,8 @@ def test_first_day_on_the_dev_stack(tmp_path, fake):  # noqa: F811 (the fixture)
     preview = line.run("preview", "--diff")
     assert '~ prompts.goodbye      : "The call has ended. Goodbye." => "See you soon."' in preview.stdout
     assert len(preview.stdout.splitlines()) <= 40 and "template" not in preview.stdout, preview.stdout
+    assert preview.output.count("lockouts per caller and alerts need pinCheck function") == 1, "said once"
+    assert "a caller has 3 PIN attempt(s) per call" in preview.output
 
     # callmask call rings the deployed line; callmask calls shows the calls, refused PINs on their own
     connected = callmask(line, "call", "--stack", "dev", "--from", CALLER, "--press", f"{PIN}#",
