@@ -128,10 +128,11 @@ class SyncCounters {
     }
   }
 
-  /* change(data or null) -> {data, ttlSeconds} or null (nothing to write); returns what was written. */
-  async mutate(key, change) {
+  /* change(data or null) -> {data, ttlSeconds} or null (nothing to write); returns what was written.
+   * `known`: the item as just read (undefined: read it first). */
+  async mutate(key, change, known = undefined) {
     for (let attempt = 0; attempt < CONFLICT_RETRIES; attempt += 1) {
-      const current = await this.read(key);
+      const current = attempt === 0 && known !== undefined ? known : await this.read(key);
       const next = change(current ? current.data : null);
       if (next === null) {
         return current ? current.data : null;
@@ -206,31 +207,38 @@ class PinGuard {
     this.clock = clock;
   }
 
+  /* The caller's item as it is now (null: none), to hand to `failed` or `succeeded`. */
+  async look(caller) {
+    return this.counters.read(callerKey(this.salt, caller));
+  }
+
   /* The moment the caller's lockout ends, or 0 when they may try a PIN. */
-  async lockedUntil(caller) {
-    const current = await this.counters.read(callerKey(this.salt, caller));
+  lockedUntil(current) {
     const until = current && current.data ? Number(current.data.lockedUntil) || 0 : 0;
     return until > this.clock() ? until : 0;
   }
 
-  /* One wrong PIN: counted; returns the lockout's end when this failure (or a concurrent one) locked them. */
-  async failed(caller) {
+  /* One wrong PIN: counted (the caller's count and the count across callers, side by side); returns the
+   * lockout's end when this failure (or a concurrent one) locked them. `current`: the caller's item as read. */
+  async failed(caller, current) {
     const now = this.clock();
     let outcome = null;
-    const item = await this.counters.mutate(callerKey(this.salt, caller), (data) => {
-      outcome = afterFailure(this.policy, data, caller, now);
-      return {data: outcome.item, ttlSeconds: outcome.ttl};
-    });
+    let across = null;
+    const [item] = await Promise.all([
+      this.counters.mutate(callerKey(this.salt, caller), (data) => {
+        outcome = afterFailure(this.policy, data, caller, now);
+        return {data: outcome.item, ttlSeconds: outcome.ttl};
+      }, current),
+      this.counters.mutate(ALL_CALLERS, (data) => {
+        across = afterAnyFailure(this.policy, data, now);
+        return {data: across.item, ttlSeconds: across.ttl};
+      }),
+    ]);
     const alerts = [];
     if (outcome.event) {
       alerts.push({event: outcome.event, caller: maskedCaller(caller), failures: item.lockedFailures,
         lockouts: item.lockouts, lockedUntil: new Date(item.lockedUntil).toISOString()});
     }
-    let across = null;
-    await this.counters.mutate(ALL_CALLERS, (data) => {
-      across = afterAnyFailure(this.policy, data, now);
-      return {data: across.item, ttlSeconds: across.ttl};
-    });
     if (across.event) {
       alerts.push({event: across.event, failures: across.item.failures, windowMinutes: ALL_CALLERS_WINDOW_MS / MINUTE_MS});
     }
@@ -240,10 +248,10 @@ class PinGuard {
 
   /* A correct PIN: the caller's count and lockout history are cleared. A write, not a delete, so that a
    * Map that is gone or unwritable refuses the PIN rather than looking like a caller with no count. */
-  async succeeded(caller) {
+  async succeeded(caller, current) {
     const now = this.clock();
     await this.counters.mutate(callerKey(this.salt, caller), () => ({ttlSeconds: 60,
-      data: {caller: maskedCaller(caller), failures: 0, windowStart: now, lockouts: 0, lockedUntil: 0}}));
+      data: {caller: maskedCaller(caller), failures: 0, windowStart: now, lockouts: 0, lockedUntil: 0}}), current);
   }
 }
 
@@ -303,7 +311,7 @@ function verdict(event, name, extra = {}) {
 
 async function greet(line, context, event, clock) {
   const guard = guardOf(line, context, event, clock);
-  if (guard && await guard.lockedUntil(callerOf(event))) {
+  if (guard && guard.lockedUntil(await guard.look(callerOf(event)))) {
     return verdict(event, 'locked');
   }
   return gather(line, context, event, 1, line.greeting);
@@ -322,17 +330,18 @@ async function checkPin(line, context, event, clock) {
   const attempt = attemptOf(event, line);
   const guard = guardOf(line, context, event, clock);
   const caller = callerOf(event);
-  if (guard && await guard.lockedUntil(caller)) {
+  const current = guard ? await guard.look(caller) : null;
+  if (guard && guard.lockedUntil(current)) {
     return verdict(event, 'locked');  // not checked, not counted
   }
   const label = await matchingLabel(line, context.PIN_SALT, digits);
   if (label !== null) {
     if (guard) {
-      await guard.succeeded(caller);
+      await guard.succeeded(caller, current);
     }
     return verdict(event, 'ok', {label, attempt: String(attempt)});
   }
-  if (guard && await guard.failed(caller)) {
+  if (guard && await guard.failed(caller, current)) {
     return verdict(event, 'locked', {attempt: String(attempt)});
   }
   if (attempt < (line.attemptsPerCall || 1)) {
