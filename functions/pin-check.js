@@ -224,7 +224,8 @@ class PinGuard {
     const now = this.clock();
     let outcome = null;
     let across = null;
-    const [item] = await Promise.all([
+    // Both settle before the answer (a Function's work ends with its answer), then any failure counts.
+    const [counted, countedAcross] = await Promise.allSettled([
       this.counters.mutate(callerKey(this.salt, caller), (data) => {
         outcome = afterFailure(this.policy, data, caller, now);
         return {data: outcome.item, ttlSeconds: outcome.ttl};
@@ -234,6 +235,11 @@ class PinGuard {
         return {data: across.item, ttlSeconds: across.ttl};
       }),
     ]);
+    const failed = [counted, countedAcross].find((result) => result.status === 'rejected');
+    if (failed) {
+      throw failed.reason;
+    }
+    const item = counted.value;
     const alerts = [];
     if (outcome.event) {
       alerts.push({event: outcome.event, caller: maskedCaller(caller), failures: item.lockedFailures,

@@ -7,6 +7,7 @@ through the real CLI: tests/test_pin_function_lifecycle.py."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import timedelta
 
@@ -14,14 +15,14 @@ import pytest
 from callmask.cli import main
 from callmask.config.settings import PinGuard, SettingsError, parse_settings
 from callmask.function import pin_function
-from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, TIMEOUT_AFTER
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, RESET_AFTER, RESET_BEFORE, TIMEOUT_AFTER
 from callmask.operations.call_audit import masked_caller
 from callmask.providers.api_key import ApiKeyProvider
 from callmask.providers.sync import MAP_NAME, SyncMapProvider, SyncServiceProvider
 from callmask.providers.twilio_provider import ProviderError
-from callmask.twilio.twilio_api import TIMEOUT_VARIABLE, connect
+from callmask.twilio.twilio_api import BASE_URL_VARIABLE, TIMEOUT_VARIABLE, connect
 from conftest import TEST_PINS, configured
-from flow_fixtures import stack_values
+from flow_fixtures import FAST_KDF, stack_values
 
 PINS_ARG = ",".join(TEST_PINS)
 
@@ -153,3 +154,49 @@ def test_simulate_plays_a_locked_out_caller_and_a_caller_who_is_not(capsys):
     code = main(["simulate", "--stack", "dev", "--pins", PINS_ARG, "--locked"])
     assert code == 1 and "--locked plays a caller locked out by the PIN guard: it needs a --stack with " \
                          "callmask:pinCheck function" in capsys.readouterr().err
+
+
+# ---- the Function's own Sync calls, each failed every way that does not hold a request ----
+GUARD_FAULTS = {"429": {"status": 429, "code": 20429}, "500": {"status": 500}, "503": {"status": 503},
+                "400": {"status": 400, "code": 21000}, "401": {"status": 401, "code": 20003},
+                "reset-before": {"kind": RESET_BEFORE}, "reset-after": {"kind": RESET_AFTER}}
+
+
+@pytest.fixture(scope="module")
+def guarded_function(tmp_path_factory):
+    """The deployed Function with its guard, in Twilio's runtime (started once for the module)."""
+    salt = pin_function.new_salt()
+    values = {**settings_with("prod").function_values(), "attemptsPerCall": 1}
+    code = pin_function.deployed_code(pin_function.source(), values, {"alice": TEST_PINS[0]}, salt, FAST_KDF)
+    with pin_function.LocalFunction(code, tmp_path_factory.mktemp("guarded")) as function:
+        yield function, salt
+
+
+def check(service, digits: str) -> dict[str, str]:
+    url = f"https://callmask-prod-1.twil.io{pin_function.FUNCTION_PATH}?attempt=1&flowSid=FW{'b' * 32}&step=check"
+    status, body = service(url, {"AccountSid": ACCOUNT_SID, "From": "+14155550123", "Digits": digits})
+    assert status == 200, body
+    returned = body.split("FlowEvent=return&amp;", 1)[1].split("<", 1)[0].replace("&amp;", "&")
+    return dict(part.split("=", 1) for part in returned.split("&"))
+
+
+@pytest.mark.parametrize("digits", [TEST_PINS[0], "13572468"], ids=["right PIN", "wrong PIN"])
+def test_every_sync_call_of_a_check_failed_refuses_the_pin_and_says_why(twilio, guarded_function, digits):
+    function, salt = guarded_function
+    variables = {pin_function.SALT_VARIABLE: salt, **twilio.pin_guard("guard"), BASE_URL_VARIABLE: twilio.base_url}
+    service = function.service(variables)  # one runtime for every case: the Map is emptied between them
+    items = twilio.sync_services[variables["SYNC_SERVICE_SID"]]["maps"][variables["SYNC_MAP_SID"]]["items"]
+    before = len(twilio.calls)
+    verdict = check(service, digits)
+    calls = [(c.method, c.path) for c in twilio.calls[before:]]
+    assert verdict["verdict"] == ("ok" if digits == TEST_PINS[0] else "bad") and "reason" not in verdict
+    assert len(calls) == (2 if digits == TEST_PINS[0] else 4) and all("/Maps/" in path for _, path in calls), calls
+    for index, (method, path) in enumerate(calls):
+        for fault, how in GUARD_FAULTS.items():
+            twilio.settle()
+            items.clear()
+            twilio.faults.clear()
+            twilio.fail(method, "^" + re.escape(path) + "$", skip=calls[:index].count((method, path)), **how)
+            verdict = check(service, digits)
+            assert verdict == {"verdict": "bad", "reason": "guard-unavailable"}, (method, path, fault, verdict)
+    twilio.settle()
