@@ -67,6 +67,10 @@ def test_first_day_on_the_dev_stack(tmp_path, fake):  # noqa: F811 (the fixture)
     rows = wrong.stdout.splitlines()[1:-2]
     assert len(rows) == 1 and "+1415*****24" in rows[0] and "refused PIN" in rows[0]
     outputs += [connected.stdout, connected.stderr, refused.stderr, every.stdout, wrong.stdout]
+    unguarded = callmask(line, "lockouts", "--stack", "dev")
+    assert unguarded.returncode == 1 and unguarded.stderr == (
+        "callmask: error: stack dev has no PIN guard deployed: it needs callmask:pinCheck function (and "
+        "pinGuard.enabled not false), then pulumi up --stack dev\n")
 
     printed = line.printed() + "\n".join(outputs)
     assert "Traceback" not in printed

@@ -23,7 +23,8 @@ from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, SPEC_DIR, TIMEOUT_BEF
 pytest_plugins = ["pytester"]
 
 
-@pytest.mark.parametrize("name", ["twilio_studio_v2.json", "twilio_api_v2010.json", "twilio_voice_v1.json"])
+@pytest.mark.parametrize("name", ["twilio_studio_v2.json", "twilio_api_v2010.json", "twilio_voice_v1.json",
+                                  "twilio_serverless_v1.json", "twilio_sync_v1.json"])
 def test_the_pinned_specs_are_valid_openapi(name):
     """The fake skips this check when it loads the specs (seconds per process); it is done here once."""
     OpenAPI.from_dict(json.loads((SPEC_DIR / name).read_text()))  # raises when the document is not valid
@@ -124,6 +125,20 @@ def test_callmask_local_twilio_serves_a_stack_and_says_what_it_refuses(monkeypat
     assert "POST /v2/Flows -> 201" in log and "POST /v2/Flows -> 400: Invalid request POST /v2/Flows: parameter Status" in log
     assert "GET /v1/Sims -> 404: The local Twilio does not serve GET /v1/Sims" in log
     assert "Traceback" not in log
+
+
+def test_sync_data_is_checked_as_the_json_object_twilio_takes(twilio):
+    """Sync's `Data` is typed as an object in a form: Twilio takes it as JSON text, and so does the fake."""
+    service = requests.post(f"{twilio.base_url}/v1/Services", data={"FriendlyName": "g"}, auth=(ACCOUNT_SID, AUTH_TOKEN),
+                            headers={"X-Twilio-Host": "sync.twilio.com"}, timeout=5).json()
+    assert service["sid"].startswith("IS") and twilio.services == {}, "a Sync Service, not a Serverless one"
+    items = f"{twilio.base_url}/v1/Services/{service['sid']}/Maps"
+    map_sid = requests.post(items, data={"UniqueName": "m"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5).json()["sid"]
+    made = requests.post(f"{items}/{map_sid}/Items", data={"Key": "k", "Data": '{"a": 1}'}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert made.status_code == 201 and made.json()["data"] == {"a": 1}
+    refused = requests.post(f"{items}/{map_sid}/Items", data={"Key": "j", "Data": "[1, 2]"}, auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5)
+    assert refused.status_code == 400 and "Data" in refused.json()["message"]
+    twilio.spec_violations.clear()  # seen: the fixture's own check would fail the test otherwise
 
 
 def test_a_request_the_spec_allows_but_that_cannot_be_read_is_a_400_not_a_crash(twilio):

@@ -120,6 +120,13 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, a
     assert cleared.returncode == 0 and cleared.stdout.startswith("cleared +1415*****66"), cleared.stderr
     again = callmask(line, "call", "--stack", "prod", "--from", ATTACKER, "--press", f"{ALICE}#", "--press", f"{DESTINATION}#")
     assert "outcome: connected (dialed +14155550777)" in again.stdout, again.stdout
+    # the key rotated as the security page says: a new key in the Function's variables, the old one gone
+    key_urn = next(r["urn"] for r in json.loads(line.run("stack", "export").stdout)["deployment"]["resources"]
+                   if r["type"].endswith("twilio:ApiKey"))
+    line.run("up", "--yes", "--replace", key_urn)
+    (new_key, new_secret), = fake.api_keys.items()
+    assert new_secret != guard_secret and fake.deployed_function(outputs["pinCheckUrl"])[1]["GUARD_KEY_SID"] == new_key
+    assert call(fake, ALICE)[-1] == "say_goodbye", "the guard reaches Sync with the new key"
     unknown = callmask(line, "lockouts", "--stack", "prod", "--clear", "4155550166")
     assert unknown.returncode == 1 and unknown.stderr.startswith("callmask: error: --clear '4155550166': expected")
     assert_no_secret(first.stdout + second.stdout + right.stdout + locked.stdout + json.dumps(alerted), "the guard")
@@ -201,5 +208,5 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, a
         assert_no_secret(text, where)
         assert CAROL not in text, f"a PIN appears in {where}"
         assert where == "the uploaded code" or salt not in text, f"the salt appears in {where}"
-        assert guard_secret not in text, f"the guard's API key secret appears in {where}"
+        assert guard_secret not in text and new_secret not in text, f"the guard's API key secret appears in {where}"
         assert alert_url not in text, f"the alert URL (set as a secret) appears in {where}"
