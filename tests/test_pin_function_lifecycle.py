@@ -113,7 +113,9 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, a
     assert locked.returncode == 0 and re.search(r"\+1415\*{5}66\s+locked\s+5\s+1\s", locked.stdout), locked.stdout
     assert "1 caller(s) locked out" in locked.stdout
     listed = json.loads(callmask(line, "lockouts", "--stack", "prod", "--json").stdout)
-    assert [(c["caller"], c["state"]) for c in listed["callers"]] == [("+1415*****66", "locked"), ("+1415*****23", "counting")]
+    assert [(c["caller"], c["state"]) for c in listed["callers"]] == [("+1415*****66", "locked")], \
+        "the other caller's right PIN cleared their count"
+    assert listed["failuresThisHour"] == 8  # 3 from the wrong call above, 3 + 2 from the caller locked at the 5th
     outs = callmask(line, "calls", "--stack", "prod", "--outcome", "locked-out").stdout.splitlines()[1:-2]
     assert len(outs) == 2 and all("+1415*****66" in row and "locked out" in row for row in outs), outs
     cleared = callmask(line, "lockouts", "--stack", "prod", "--clear", ATTACKER)

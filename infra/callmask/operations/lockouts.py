@@ -75,7 +75,7 @@ def guarded_callers(stack: DeployedStack, now: datetime, window_minutes: int
             state, until = "locked", locked_until
         else:  # the count lapses windowMinutes after its first failure
             state, until = "counting", moment(data.get("windowStart")) + timedelta(minutes=window_minutes)
-            if until <= now:
+            if until <= now or not data.get("failures"):  # lapsed, or cleared by a right PIN
                 continue
         callers.append(GuardedCaller(str(data.get("caller", "?")), state,
                                      int(data.get("lockedFailures" if state == "locked" else "failures") or 0),
