@@ -351,3 +351,22 @@ def test_binding_preview_of_a_flow_update_is_no_change_but_a_new_flow_is():
     assert not provider.diff("PN1", olds, {**olds, "voice_url": Unknown()}).changes
     assert provider.diff("PN1", olds, {**olds, "flow_sid": "FW2", "voice_url": Unknown()}).changes
     assert provider.diff("PN1", olds, {**olds, "flow_sid": Unknown(), "voice_url": Unknown()}).changes
+
+
+def test_the_environments_proxy_and_ca_bundle_are_honoured_read_once_per_origin(twilio, monkeypatch):
+    from callmask.twilio import twilio_api
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    twilio_api.environment_settings.cache_clear()
+    try:
+        assert twilio_api.environment_settings("https://api.twilio.com") == (
+            {"https": "http://proxy.example.com:3128"}, "/etc/ssl/corporate.pem")
+        assert twilio_api.environment_settings(twilio.base_url)[0] == {}, "no_proxy: the local Twilio directly"
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # a CA bundle is a file requests must find: none for this call
+        twilio_api.environment_settings.cache_clear()
+        provider = configured(PhoneNumberProvider)
+        assert provider.client().api.v2010.accounts(ACCOUNT_SID).fetch().sid == ACCOUNT_SID
+    finally:
+        twilio_api.environment_settings.cache_clear()

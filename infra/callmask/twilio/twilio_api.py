@@ -6,6 +6,7 @@ else the environment), so they never live in resource inputs, outputs or the pic
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -89,12 +90,16 @@ class CallmaskHttpClient(TwilioHttpClient):
         self.base_url = base_url.rstrip("/") if base_url else None
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
+        if self.session is not None:
+            self.session.trust_env = False  # the environment's settings are read once: environment_settings
 
     def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None,
                 allow_redirects=False) -> Response:
         if self.base_url:
             headers = {**(headers or {}), HOST_HEADER: urlsplit(url).netloc}
         url = self.redirect(url)
+        if self.session is not None:
+            self.proxy, self.session.verify = environment_settings(urlunsplit(urlsplit(url)[:2] + ("", "", "")))
         retry_safe = is_idempotent(method, url)
         for attempt in range(1, self.attempts + 1):
             last = attempt == self.attempts
@@ -124,6 +129,14 @@ class CallmaskHttpClient(TwilioHttpClient):
         if retry_after and retry_after.isdigit():
             delay = min(float(retry_after), 30.0)
         time.sleep(delay)
+
+
+@functools.lru_cache(maxsize=16)
+def environment_settings(origin: str) -> tuple[dict[str, str], str | bool]:
+    """The proxies (honouring no_proxy) and CA bundle the environment sets for an origin, as requests reads
+    them; read once per origin and process rather than on every request (a scan of the whole environment)."""
+    verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return requests.utils.get_environ_proxies(origin), verify
 
 
 def seconds_setting(variable: str, default: float, environ: Mapping[str, str] | None = None) -> float:
