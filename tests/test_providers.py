@@ -361,8 +361,8 @@ def test_the_environments_proxy_and_ca_bundle_are_honoured_read_once_per_origin(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
     twilio_api.environment_settings.cache_clear()
     try:
-        assert twilio_api.environment_settings("https://api.twilio.com") == (
-            {"https": "http://proxy.example.com:3128"}, "/etc/ssl/corporate.pem")
+        proxies, verify = twilio_api.environment_settings("https://api.twilio.com")
+        assert (proxies["https"], verify) == ("http://proxy.example.com:3128", "/etc/ssl/corporate.pem")
         assert twilio_api.environment_settings(twilio.base_url)[0] == {}, "no_proxy: the local Twilio directly"
         monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # a CA bundle is a file requests must find: none for this call
         twilio_api.environment_settings.cache_clear()
