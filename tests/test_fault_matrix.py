@@ -172,7 +172,18 @@ def published_definition(fake: LocalTwilio, line: Line) -> dict | None:
     return fake.published_revision(flow_sid)["definition"] if flow_sid in fake.flows else None
 
 
+CALLS: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+
 def calls_of(fake: LocalTwilio, stack: str, command: str) -> list[tuple[str, str]]:
+    """The command's Twilio calls without a fault: listed once per stack and command on each worker (every
+    case starts from the same prepared account, so the same SIDs), shared by the eleven faults' tests."""
+    if (stack, command) not in CALLS:
+        CALLS[stack, command] = fault_free_calls(fake, stack, command)
+    return CALLS[stack, command]
+
+
+def fault_free_calls(fake: LocalTwilio, stack: str, command: str) -> list[tuple[str, str]]:
     line = prepared(fake, stack, command)
     before = len(fake.calls)
     with pytest.MonkeyPatch.context() as patch:  # the list of calls is never cut short by a busy machine
