@@ -1,5 +1,5 @@
-"""The commands on a deployed stack (calls, call, lockouts, account, adopt) and on the local Twilio (local-twilio, demo):
-each reads what it needs when it runs, so `callmask --help` loads none of it."""
+"""The commands on a deployed stack (calls, call, lockouts, account, adopt) and on the local Twilio
+(local-twilio, demo): each reads what it needs when it runs, so `callmask --help` loads none of it."""
 
 from __future__ import annotations
 

@@ -537,9 +537,10 @@ class _Reader:
                     self.problem(f"pinGuard.{key}", f"expected a whole number from {low} to {high}, "
                                  f"got {shown(as_number(value[key]))}")
         url = value.get("alertUrl")
-        if url is not None and not (isinstance(url, str) and (HTTPS_URL.fullmatch(url) or LOCAL_ALERT_URL.fullmatch(url))):
+        if url is not None and not (isinstance(url, str) and any(p.fullmatch(url) for p in (HTTPS_URL, LOCAL_ALERT_URL))):
+            given = "a URL that is not one" if isinstance(url, str) else "a value that is not text"  # never echoed
             self.problem("pinGuard.alertUrl", "expected an https:// URL the Function can POST alerts to (or http:// to "
-                         f"127.0.0.1 or localhost for local runs), got {'a value that is not text' if not isinstance(url, str) else 'a URL that is not one'}")
+                         f"127.0.0.1 or localhost for local runs), got {given}")
             url = None
         enabled = value.get("enabled", True)
         if enabled in ("true", "false"):

@@ -124,16 +124,15 @@ class DialOutLine(pulumi.ComponentResource):
         labeled = settings.labeled_pins()
         version = FunctionVersion(f"{name}-pin-code", service_sid=service.sid, function_sid=function.sid,
                                   path=pin_function.FUNCTION_PATH, visibility="protected", source=pin_function.source(),
-                                  values=canonical_json({**settings.function_values(), "stack": stack}), labels=list(labeled),
-                                  pins=labeled, salt=salt, opts=inside)
+                                  values=canonical_json({**settings.function_values(), "stack": stack}),
+                                  labels=list(labeled), pins=labeled, salt=salt, opts=inside)
         build = ServerlessBuild(f"{name}-pin-build", service_sid=service.sid, function_versions=[version.sid],
                                 dependencies=json.dumps(pin_function.build_dependencies()),
                                 runtime=pin_function.RUNTIME, opts=inside)
         variables = EnvironmentVariables(f"{name}-pin-variables", service_sid=service.sid,
                                          environment_sid=environment.sid,
-                                         variables=pulumi.Output.all(
-                                             salt=salt, guard=self.pin_guard(name, stack, settings, child)).apply(
-                                             lambda given: {pin_function.SALT_VARIABLE: given["salt"], **given["guard"]}),
+                                         variables=pulumi.Output.all(salt, self.pin_guard(name, stack, settings, child))
+                                         .apply(lambda made: {pin_function.SALT_VARIABLE: made[0], **made[1]}),
                                          opts=inside)
         deployment = ServerlessDeployment(f"{name}-pin-deployment", service_sid=service.sid,
                                           environment_sid=environment.sid, build_sid=build.sid, opts=inside)
@@ -141,7 +140,6 @@ class DialOutLine(pulumi.ComponentResource):
             resource.drift.apply(lambda drift, resource=resource: drift and pulumi.log.warn(drift, resource))
         url = environment.domain_name.apply(lambda domain: f"https://{domain}{pin_function.FUNCTION_PATH}")
         return url, [deployment, variables]
-
 
     @staticmethod
     def pin_guard(name: str, stack: str, settings: LineSettings, child: pulumi.ResourceOptions
@@ -157,8 +155,8 @@ class DialOutLine(pulumi.ComponentResource):
                            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(deleted_with=sync)))
         sync.drift.apply(lambda drift: drift and pulumi.log.warn(drift, sync))
         alert = {pin_function.ALERT_VARIABLE: settings.pin_guard.alert_url} if settings.pin_guard.alert_url else {}
-        return pulumi.Output.all(service=sync.sid, map=sync_map.sid, key=key.sid, secret=key.secret).apply(
-            lambda made: pin_function.guard_variables(made["service"], made["map"], made["key"], made["secret"]) | alert)
+        return pulumi.Output.all(sync.sid, sync_map.sid, key.sid, key.secret).apply(
+            lambda made: pin_function.guard_variables(*made) | alert)
 
 
 def service_name(stack: str) -> str:

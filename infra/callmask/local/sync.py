@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from werkzeug.wrappers import Request, Response
 
+from callmask.function.pin_function import GUARD_VARIABLES, guard_variables
+
 SYNC_HOST = "https://sync.twilio.com"
 SERVED = "Sync Services with their Maps and Map Items (TTL, If-Match), and the account's API keys"
 MAX_KEY_LENGTH = 320
@@ -67,14 +69,14 @@ class LocalSync:
                                                               "revision": 0, "date": self._now()}}}
         self.key_names[key_sid] = {"friendly_name": friendly_name, "date": self._now()}
         self.api_keys[key_sid] = secrets.token_urlsafe(24)
-        return {"SYNC_SERVICE_SID": service_sid, "SYNC_MAP_SID": map_sid, "GUARD_KEY_SID": key_sid,
-                "GUARD_KEY_SECRET": self.api_keys[key_sid]}
+        return guard_variables(service_sid, map_sid, key_sid, self.api_keys[key_sid])
 
     def lock_caller(self, variables: dict[str, str], key: str, masked: str, minutes: int) -> None:
         """The guard's item of a caller locked out for `minutes` from now, as the Function writes it."""
         until = self._now() + timedelta(minutes=minutes)
         milliseconds = int(until.timestamp() * 1000)
-        items = self.sync_services[variables["SYNC_SERVICE_SID"]]["maps"][variables["SYNC_MAP_SID"]]["items"]
+        service_variable, map_variable = GUARD_VARIABLES[:2]
+        items = self.sync_services[variables[service_variable]]["maps"][variables[map_variable]]["items"]
         items[key] = {"key": key, "revision": 0, "date": self._now(), "updated": self._now(),
                       "expires": until + timedelta(days=1),
                       "data": {"caller": masked, "failures": 0, "windowStart": milliseconds, "lockouts": 1,

@@ -44,11 +44,11 @@ def guard_map(stack: DeployedStack) -> tuple[Any, str]:
         if answer_of(error).status != 404:
             raise twilio_failure(stack.name, "the PIN-check Function's variables", error) from None
         variables = {}
-    names = ("SYNC_SERVICE_SID", "SYNC_MAP_SID", pin_function.SALT_VARIABLE)
-    if not all(variables.get(name) for name in names):
+    service_variable, map_variable = pin_function.GUARD_VARIABLES[:2]
+    if not all(variables.get(name) for name in (service_variable, map_variable, pin_function.SALT_VARIABLE)):
         raise StackUnreadable(f"stack {stack.name} has no PIN guard deployed: it needs callmask:pinCheck function "
                               f"(and pinGuard.enabled not false), then pulumi up --stack {stack.name}")
-    sync_map = client.sync.v1.services(variables["SYNC_SERVICE_SID"]).sync_maps(variables["SYNC_MAP_SID"])
+    sync_map = client.sync.v1.services(variables[service_variable]).sync_maps(variables[map_variable])
     return sync_map, variables[pin_function.SALT_VARIABLE]
 
 

@@ -12,16 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 
-from callmask.providers.twilio_provider import DetailedDiff, TwilioProvider, is_unknown, twilio_operation, unless_gone
+from callmask.providers.twilio_provider import (
+    DetailedDiff,
+    TwilioProvider,
+    friendly_name_checked,
+    twilio_operation,
+    unless_gone,
+)
 
 
 class ApiKeyProvider(TwilioProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        name = news.get("friendly_name")
-        ok = is_unknown(name) or isinstance(name, str) and 0 < len(name) <= 64
-        return CheckResult(news, [] if ok else [CheckFailure("friendly_name", "friendly_name must be 1 to 64 characters")])
+        return friendly_name_checked(news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = ["friendly_name"] if olds.get("friendly_name") != news.get("friendly_name") else []

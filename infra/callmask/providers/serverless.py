@@ -23,6 +23,9 @@ from twilio.base.exceptions import TwilioRestException
 from callmask.function import pin_function
 from callmask.providers.twilio_provider import (
     DetailedDiff,
+    changed_inputs,
+    replacing,
+    required_text,
     ProviderError,
     TwilioProvider,
     create_once,
@@ -38,23 +41,6 @@ DEFAULT_BUILD_TIMEOUT_SECONDS = 300.0  # as the Serverless Toolkit waits
 VISIBILITIES = ("public", "protected")  # a Function cannot be private
 
 
-def _changed(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    return [key for key in keys if is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
-
-
-def _required_text(news: dict[str, Any], *keys: str) -> CheckResult:
-    """Inputs that must be non-empty text (or not known yet, in a preview)."""
-    failures = [CheckFailure(key, f"{key} must be non-empty text") for key in keys
-                if not is_unknown(news.get(key)) and not (isinstance(news.get(key), str) and news.get(key))]
-    return CheckResult(news, failures)
-
-
-def _replacing(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> DiffResult:
-    """A resource Twilio cannot change in place: any input change makes a new one (before the old one goes)."""
-    replaces = _changed(olds, news, keys)
-    return DetailedDiff(replaces, replaces)
-
-
 # ---- Service ----
 class ServiceProvider(TwilioProvider):
     """The line's Service: no credentials in its Functions' context, not editable in the Console."""
@@ -66,8 +52,8 @@ class ServiceProvider(TwilioProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = _changed(olds, news, ("unique_name",))
-        changed = replaces + _changed(olds, news, ("friendly_name",)) + (["drift"] if olds.get("drift") else [])
+        replaces = changed_inputs(olds, news, ("unique_name",))
+        changed = replaces + changed_inputs(olds, news, ("friendly_name",)) + (["drift"] if olds.get("drift") else [])
         return DetailedDiff(changed, replaces, stables=["sid"])
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -165,10 +151,10 @@ class EnvironmentProvider(ServiceChildProvider):
         return {"domain_name": found.domain_name}
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return _required_text(news, "service_sid", "unique_name")
+        return required_text(news, "service_sid", "unique_name")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return _replacing(olds, news, ("service_sid", "unique_name"))
+        return replacing(olds, news, ("service_sid", "unique_name"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         environments = self.client().serverless.v1.services(props["service_sid"]).environments
@@ -202,10 +188,10 @@ class FunctionProvider(ServiceChildProvider):
         return service.functions
 
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return _required_text(news, "service_sid", "friendly_name")
+        return required_text(news, "service_sid", "friendly_name")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return _replacing(olds, news, ("service_sid", "friendly_name"))
+        return replacing(olds, news, ("service_sid", "friendly_name"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         functions = self.client().serverless.v1.services(props["service_sid"]).functions
@@ -249,7 +235,7 @@ class FunctionVersionProvider(TwilioProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return _replacing(olds, news, VERSION_INPUTS)  # a version is immutable
+        return replacing(olds, news, VERSION_INPUTS)  # a version is immutable
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = self.client()
@@ -367,7 +353,7 @@ class BuildProvider(ServiceChildProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return _replacing(olds, news, ("service_sid", "function_versions", "dependencies", "runtime"))
+        return replacing(olds, news, ("service_sid", "function_versions", "dependencies", "runtime"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         builds = self.client().serverless.v1.services(props["service_sid"]).builds
@@ -427,10 +413,10 @@ class ServerlessBuild(Resource, module="twilio", name="ServerlessBuild"):
 # ---- Deployment ----
 class DeploymentProvider(TwilioProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return _required_text(news, "service_sid", "environment_sid", "build_sid")
+        return required_text(news, "service_sid", "environment_sid", "build_sid")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = _changed(olds, news, ("service_sid", "environment_sid", "build_sid"))
+        replaces = changed_inputs(olds, news, ("service_sid", "environment_sid", "build_sid"))
         changed = replaces + (["drift"] if olds.get("drift") else [])
         return DetailedDiff(changed, replaces)
 
@@ -508,8 +494,8 @@ class VariablesProvider(TwilioProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = _changed(olds, news, ("service_sid", "environment_sid"))
-        changed = replaces + _changed(olds, news, ("variables",)) + (["drift"] if olds.get("drift") else [])
+        replaces = changed_inputs(olds, news, ("service_sid", "environment_sid"))
+        changed = replaces + changed_inputs(olds, news, ("variables",)) + (["drift"] if olds.get("drift") else [])
         return DetailedDiff(changed, replaces)
 
     def create(self, props: dict[str, Any]) -> CreateResult:

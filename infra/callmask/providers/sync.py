@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
+from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 from twilio.base.exceptions import TwilioException
 
 from callmask.providers.twilio_provider import (
@@ -20,7 +20,9 @@ from callmask.providers.twilio_provider import (
     TwilioProvider,
     answer_of,
     create_once,
-    is_unknown,
+    friendly_name_checked,
+    replacing,
+    required_text,
     twilio_operation,
     unless_gone,
 )
@@ -30,9 +32,7 @@ MAP_NAME = "pin-guard"
 
 class SyncServiceProvider(TwilioProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        name = news.get("friendly_name")
-        ok = is_unknown(name) or isinstance(name, str) and 0 < len(name) <= 64
-        return CheckResult(news, [] if ok else [CheckFailure("friendly_name", "friendly_name must be 1 to 64 characters")])
+        return friendly_name_checked(news)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = ["friendly_name"] if olds.get("friendly_name") != news.get("friendly_name") else []
@@ -42,8 +42,7 @@ class SyncServiceProvider(TwilioProvider):
         client, name = self.client(), props["friendly_name"]
         services = client.sync.v1.services
         with twilio_operation(f"SyncService {name}", "create"):
-            service = create_once(f"SyncService {name}",
-                                  lambda: next((s for s in services.stream(page_size=50) if s.friendly_name == name), None),
+            service = create_once(f"SyncService {name}", lambda: _service_named(services, name),
                                   lambda: services.create(friendly_name=name))
         return CreateResult(service.sid, {**props, "sid": service.sid, "drift": ""})
 
@@ -83,13 +82,10 @@ class SyncService(Resource, module="twilio", name="SyncService"):
 
 class SyncMapProvider(TwilioProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(key, f"{key} must be non-empty text") for key in ("service_sid", "unique_name")
-                    if not is_unknown(news.get(key)) and not (isinstance(news.get(key), str) and news.get(key))]
-        return CheckResult(news, failures)
+        return required_text(news, "service_sid", "unique_name")
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in ("service_sid", "unique_name") if is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
-        return DetailedDiff(replaces, replaces, stables=["sid"])
+        return replacing(olds, news, ("service_sid", "unique_name"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         client, name = self.client(), props["unique_name"]
@@ -110,6 +106,10 @@ class SyncMapProvider(TwilioProvider):
         with twilio_operation(f"SyncMap {id_}", "delete"):
             sync_map = client.sync.v1.services(props["service_sid"]).sync_maps(id_)
             unless_gone(client, sync_map.delete, confirm=sync_map.fetch)
+
+
+def _service_named(services, name: str):
+    return next((service for service in services.stream(page_size=50) if service.friendly_name == name), None)
 
 
 def _map_named(maps, name: str):

@@ -1,4 +1,4 @@
-"""What the three Twilio providers share: credentials from `configure()`, a 404 believed only once the
+"""What the Twilio providers share: credentials from `configure()`, a 404 believed only once the
 account answers, and every failure told in one line."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from pulumi.dynamic import ConfigureRequest, DiffResult, ResourceProvider
+from pulumi.dynamic import CheckFailure, CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
@@ -61,6 +61,31 @@ def one_line(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in sorted((s for s in secrets if isinstance(s, str) and s), key=len, reverse=True):
         text = text.replace(secret, "[secret]")
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"
+
+
+def changed_inputs(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [key for key in keys if is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
+
+
+def required_text(news: dict[str, Any], *keys: str) -> CheckResult:
+    """Inputs that must be non-empty text (or not known yet, in a preview)."""
+    failures = [CheckFailure(key, f"{key} must be non-empty text") for key in keys
+                if not is_unknown(news.get(key)) and not (isinstance(news.get(key), str) and news.get(key))]
+    return CheckResult(news, failures)
+
+
+def replacing(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...]) -> DiffResult:
+    """A resource Twilio cannot change in place: any input change makes a new one (before the old one goes)."""
+    replaces = changed_inputs(olds, news, keys)
+    return DetailedDiff(replaces, replaces)
+
+
+def friendly_name_checked(news: dict[str, Any], longest: int = 64) -> CheckResult:
+    """The inputs, with a failure unless `friendly_name` is 1 to `longest` characters (or not known yet)."""
+    name = news.get("friendly_name")
+    ok = is_unknown(name) or isinstance(name, str) and 0 < len(name) <= longest
+    return CheckResult(news, [] if ok else [CheckFailure("friendly_name",
+                                                         f"friendly_name must be 1 to {longest} characters")])
 
 
 def is_unknown(value: Any) -> bool:
