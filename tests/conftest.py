@@ -4,6 +4,8 @@ that keeps the suite from waiting in real time."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, with_numbers_for_sale
 from callmask.twilio.twilio_api import BASE_URL_VARIABLE
@@ -57,6 +59,13 @@ def configured(provider_class):
 FAULT_MATRIX_PROPERTY = "fault_matrix_cells"
 # (command, call's index, call, fault's index, fault, outcomes)
 fault_matrix_cells: list[tuple[str, int, str, int, str, str]] = []
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: half again as many workers as cores. A worker waits a good part of its time (on `pulumi`
+    and Node subprocesses, and on requests the fault matrix holds until the client gives up), so two workers
+    on 2 cores leave a third of the CPU idle; three fill it (the suite: 467 s -> 421 s on 2 cores)."""
+    return max(2, (os.cpu_count() or 1) * 3 // 2)
 
 
 def pytest_runtest_logreport(report):

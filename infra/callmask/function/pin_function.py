@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 
 FUNCTIONS_DIR = Path(__file__).resolve().parents[3] / "functions"
 SOURCE_FILE = FUNCTIONS_DIR / "pin-check.js"
@@ -145,6 +144,8 @@ class LocalFunction:
     def service(self, variables: Mapping[str, str]) -> Callable[[str, Mapping[str, str]], tuple[int, str]]:
         """This Function as Voice reaches it at a URL (a `twiml_call.TwimlService`): a POST of the request's
         parameters to the URL's path and query, in the runtime for the URL's domain and these variables."""
+        import requests  # only a local run posts to the runtime (`callmask --help` loads none of it)
+
         def answer(url: str, params: Mapping[str, str]) -> tuple[int, str]:
             parts = urlsplit(url)
             local = f"{self.origin(parts.netloc, parts.path, variables)}{parts.path}"
