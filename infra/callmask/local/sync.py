@@ -180,12 +180,27 @@ class LocalSync:
             return None
         return item
 
-    def _map_or_error(self, request, service_sid, map_key) -> tuple[str, dict[str, Any]] | Response:
+    def _map_or_error(self, service_sid, map_key) -> tuple[str, dict[str, Any]] | Response:
         found = self._map_of(service_sid, map_key)
         return found if found else self._error(404, 54200, f"Map {map_key} not found")
 
+    def _item_or_error(self, request: Request, service_sid, map_key, key, written: bool
+                       ) -> tuple[str, dict[str, Any], dict[str, Any]] | Response:
+        """(the Map's SID, the Map, the live item), or the error Sync answers; a write (`written`) is also
+        refused when its If-Match names another revision."""
+        found = self._map_or_error(service_sid, map_key)
+        if isinstance(found, Response):
+            return found
+        item = self._live_item(found[1], key)
+        if item is None:
+            return self._error(404, 54201, f"Map Item with key {key} not found")
+        wanted = request.headers.get("If-Match")
+        if written and wanted is not None and wanted != str(item["revision"]):
+            return self._error(412, 20412, f"The revision {wanted} does not match the Map Item's current revision")
+        return (*found, item)
+
     def _list_items(self, request, form, service_sid, map_key) -> Response:
-        found = self._map_or_error(request, service_sid, map_key)
+        found = self._map_or_error(service_sid, map_key)
         if isinstance(found, Response):
             return found
         keys = sorted(key for key in list(found[1]["items"]) if self._live_item(found[1], key))
@@ -193,7 +208,7 @@ class LocalSync:
         return self._json(200, self._studio_page("items", request, items, SYNC_HOST))
 
     def _create_item(self, request, form, service_sid, map_key) -> Response:
-        found = self._map_or_error(request, service_sid, map_key)
+        found = self._map_or_error(service_sid, map_key)
         if isinstance(found, Response):
             return found
         key = form["Key"]
@@ -206,21 +221,17 @@ class LocalSync:
         return self._json(201, self._item(service_sid, found[0], found[1]["items"][key]))
 
     def _fetch_item(self, request, form, service_sid, map_key, key) -> Response:
-        found = self._map_or_error(request, service_sid, map_key)
+        found = self._item_or_error(request, service_sid, map_key, key, written=False)
         if isinstance(found, Response):
             return found
-        item = self._live_item(found[1], key)
-        return self._json(200, self._item(service_sid, found[0], item)) if item else self._item_not_found(key)
+        map_sid, _, item = found
+        return self._json(200, self._item(service_sid, map_sid, item))
 
     def _update_item(self, request, form, service_sid, map_key, key) -> Response:
-        found = self._map_or_error(request, service_sid, map_key)
+        found = self._item_or_error(request, service_sid, map_key, key, written=True)
         if isinstance(found, Response):
             return found
-        item = self._live_item(found[1], key)
-        if item is None:
-            return self._item_not_found(key)
-        if mismatch := self._revision_mismatch(request, item):
-            return mismatch
+        map_sid, _, item = found
         if "Data" in form:
             if problem := _item_problem(key, form["Data"]):
                 return self._error(400, 54006, problem)
@@ -229,28 +240,14 @@ class LocalSync:
             item["expires"] = self._expiry(form)
         item["revision"] += 1
         item["updated"] = self._now()
-        return self._json(200, self._item(service_sid, found[0], item))
+        return self._json(200, self._item(service_sid, map_sid, item))
 
     def _delete_item(self, request, form, service_sid, map_key, key) -> Response:
-        found = self._map_or_error(request, service_sid, map_key)
+        found = self._item_or_error(request, service_sid, map_key, key, written=True)
         if isinstance(found, Response):
             return found
-        item = self._live_item(found[1], key)
-        if item is None:
-            return self._item_not_found(key)
-        if mismatch := self._revision_mismatch(request, item):
-            return mismatch
         del found[1]["items"][key]
         return Response(status=204)
-
-    def _revision_mismatch(self, request: Request, item: dict[str, Any]) -> Response | None:
-        wanted = request.headers.get("If-Match")
-        if wanted is not None and wanted != str(item["revision"]):
-            return self._error(412, 20412, f"The revision {wanted} does not match the Map Item's current revision")
-        return None
-
-    def _item_not_found(self, key: str) -> Response:
-        return self._error(404, 54201, f"Map Item with key {key} not found")
 
     def _expiry(self, form) -> datetime | None:
         seconds = int(form.get("ItemTtl") or form.get("Ttl") or 0)

@@ -331,7 +331,7 @@ class LocalTwilio(LocalSync, LocalServerless):
             return self._refuse(request, response)(environ, start_response)
         if request.path == INCOMING_CALL_PATH and request.method == "POST":
             return self._incoming_call(request)(environ, start_response)
-        handler = self._handler(request)
+        handler = self._handler(request, host)
         if handler is None:
             return self._refuse(request, self._unserved(request))(environ, start_response)
         request_key = _request_key(request, host)  # what both verdicts are remembered by
@@ -418,10 +418,10 @@ class LocalTwilio(LocalSync, LocalServerless):
             if self.log:
                 self.log(f"the local Twilio's own answer is outside the spec: {violation}")
 
-    def _handler(self, request: Request) -> Callable[[], Response] | None:
-        """The route that answers this request, or None when the local Twilio does not serve it."""
+    def _handler(self, request: Request, host: str) -> Callable[[], Response] | None:
+        """The route that answers this request on `host`, or None when the local Twilio does not serve it."""
         method, path = request.method, request.path
-        if _host_of(request) == SYNC_HOST:
+        if host == SYNC_HOST:
             routes = self.sync_routes()
         else:
             routes = self.flow_routes() + self.key_routes() + self.serverless_routes()
