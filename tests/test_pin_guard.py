@@ -16,7 +16,7 @@ from callmask.cli import main
 from callmask.config.settings import PinGuard, SettingsError, parse_settings
 from callmask.function import pin_function
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, RESET_AFTER, RESET_BEFORE, TIMEOUT_AFTER
-from callmask.operations.call_audit import masked_caller
+from callmask.operations.call_audit import guarded_caller
 from callmask.providers.api_key import ApiKeyProvider
 from callmask.providers.sync import MAP_NAME, SyncMapProvider, SyncServiceProvider
 from callmask.providers.twilio_provider import ProviderError
@@ -80,8 +80,7 @@ def test_the_caller_key_and_mask_are_the_functions_own():
               "internals.maskedCaller(c)])));")
     done = subprocess.run(["node", "-e", script], cwd=pin_function.FUNCTIONS_DIR, capture_output=True, text=True,
                           check=True)
-    expected = [[pin_function.caller_key(salt, caller), caller if caller == "anonymous" else masked_caller(caller)]
-                for caller in callers]
+    expected = [[pin_function.caller_key(salt, caller), guarded_caller(caller)] for caller in callers]
     assert json.loads(done.stdout) == expected
     assert not any(caller.lstrip("+") in key for caller, (key, _) in zip(callers, expected)), "never in clear"
 

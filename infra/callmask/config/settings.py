@@ -103,9 +103,10 @@ class PinGuard:
                 "alertAfter": self.alert_after}
 
 
-GUARD_KEYS = {  # key -> (low, high) of the whole numbers it takes
-    "attemptsPerCall": (1, 5), "lockAfter": (2, 100), "windowMinutes": (1, 1440), "lockMinutes": (1, 1440),
-    "alertAfter": (1, 10_000),
+GUARD_KEYS = {  # key -> (PinGuard's field, low, high): the whole numbers it takes
+    "attemptsPerCall": ("attempts_per_call", 1, 5), "lockAfter": ("lock_after", 2, 100),
+    "windowMinutes": ("window_minutes", 1, 1440), "lockMinutes": ("lock_minutes", 1, 1440),
+    "alertAfter": ("alert_after", 1, 10_000),
 }
 LOCAL_ALERT_URL = re.compile(r"http://(127\.0\.0\.1|localhost)(:\d{1,5})?(/[^\s]*)?")
 
@@ -529,13 +530,15 @@ class _Reader:
         known = (*GUARD_KEYS, "alertUrl", "enabled")
         for key in sorted(map(str, set(value) - set(known))):
             self.problem(f"pinGuard.{key}", f"unknown key; expected one of {', '.join(known)}")
-        numbers = {}
-        for key, (low, high) in GUARD_KEYS.items():
-            if key in value:
-                numbers[key] = whole_number(value[key], low, high)
-                if numbers[key] is None:
-                    self.problem(f"pinGuard.{key}", f"expected a whole number from {low} to {high}, "
-                                 f"got {shown(as_number(value[key]))}")
+        chosen = {}
+        for key, (name, low, high) in GUARD_KEYS.items():
+            if key not in value:
+                continue
+            if (number := whole_number(value[key], low, high)) is None:
+                self.problem(f"pinGuard.{key}", f"expected a whole number from {low} to {high}, "
+                             f"got {shown(as_number(value[key]))}")
+            else:
+                chosen[name] = number
         url = value.get("alertUrl")
         if url is not None and not (isinstance(url, str) and any(p.fullmatch(url) for p in (HTTPS_URL, LOCAL_ALERT_URL))):
             given = "a URL that is not one" if isinstance(url, str) else "a value that is not text"  # never echoed
@@ -548,9 +551,6 @@ class _Reader:
         if not isinstance(enabled, bool):
             self.problem("pinGuard.enabled", f"expected true or false, got {shown(enabled)}")
             enabled = True
-        chosen = {field: numbers[key] for key, field in (
-            ("attemptsPerCall", "attempts_per_call"), ("lockAfter", "lock_after"), ("windowMinutes", "window_minutes"),
-            ("lockMinutes", "lock_minutes"), ("alertAfter", "alert_after")) if numbers.get(key) is not None}
         function_only = tuple(sorted(map(str, set(value) - {"attemptsPerCall", "enabled"})))
         return PinGuard(**chosen, alert_url=url, enabled=enabled, function_only=function_only)
 

@@ -17,6 +17,7 @@ from typing import Any
 import phonenumbers
 from twilio.base.exceptions import TwilioException
 
+from callmask.function.pin_function import ANONYMOUS
 from callmask.operations.deployed_stack import DeployedStack, StackUnreadable, twilio_failure
 from callmask.studio.call_simulation import CallSimulator, CannotSimulate
 from callmask.studio.flow_graph import FlowGraph
@@ -216,6 +217,11 @@ def masked_caller(number: str) -> str:
     if len(number) <= 7:
         return "*" * len(number)
     return number[:5] + "*" * (len(number) - 7) + number[-2:]
+
+
+def guarded_caller(caller: str) -> str:
+    """A caller as the PIN guard's Function stores and shows them: masked, `anonymous` as it is."""
+    return caller if caller == ANONYMOUS else masked_caller(caller)
 
 
 def table(records: list[CallRecord], stack: str, since: datetime) -> str:

@@ -206,7 +206,7 @@ def guard_sync(settings: LineSettings, salt: str, locked_caller: str | None) -> 
         yield {}
         return
     from callmask.local.twilio import LocalTwilio, SpecsMissing  # the specs load only for a guarded line
-    from callmask.operations.call_audit import masked_caller
+    from callmask.operations.call_audit import guarded_caller
     from callmask.twilio.twilio_api import BASE_URL_VARIABLE
 
     try:
@@ -217,8 +217,7 @@ def guard_sync(settings: LineSettings, salt: str, locked_caller: str | None) -> 
         variables = local.pin_guard("callmask PIN guard (simulated)")
         if locked_caller:
             caller = locked_caller if E164.fullmatch(locked_caller) else pin_function.ANONYMOUS
-            shown = caller if caller == pin_function.ANONYMOUS else masked_caller(caller)
-            local.lock_caller(variables, pin_function.caller_key(salt, caller), shown,
+            local.lock_caller(variables, pin_function.caller_key(salt, caller), guarded_caller(caller),
                               settings.pin_guard.lock_minutes)
         yield {**variables, BASE_URL_VARIABLE: local.base_url}
     finally:

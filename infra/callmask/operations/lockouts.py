@@ -18,7 +18,7 @@ from twilio.base.exceptions import TwilioException
 from callmask.config.settings import E164
 from callmask.function import pin_function
 from callmask.line.component import service_name
-from callmask.operations.call_audit import masked_caller
+from callmask.operations.call_audit import guarded_caller
 from callmask.operations.deployed_stack import DeployedStack, StackUnreadable, twilio_failure
 from callmask.twilio.errors import answer_of
 
@@ -106,7 +106,7 @@ def clear(stack: DeployedStack, caller: str) -> str:
                               f"{pin_function.ANONYMOUS} for callers who withhold their number")
     sync_map, salt = guard_map(stack)
     item = sync_map.sync_map_items(pin_function.caller_key(salt, caller))
-    shown = caller if caller == pin_function.ANONYMOUS else masked_caller(caller)
+    shown = guarded_caller(caller)
     try:
         item.delete()
     except TwilioException as error:
