@@ -268,6 +268,31 @@ def test_a_deeply_nested_flow_file_is_no_traceback(capsys, tmp_path, depth):
         output = capsys.readouterr()
         assert code in (0, 1) and "Traceback" not in output.err and "1234" not in output.out, argv
 
+@pytest.mark.parametrize("where", ["variables", "transitions", "conditions", "states"])
+@pytest.mark.parametrize("junk", [1, "text", {"key": "x"}, True])
+def test_a_list_that_is_no_list_is_no_traceback(capsys, tmp_path, where, junk):
+    """Found by the fuzzing above: a set-variables widget whose `variables` was a number broke `diagram`."""
+    from studio_corpus import CORPUS
+    flow = copy.deepcopy(CORPUS["ivr_menu"][0])
+    flow["states"].append({"name": "tag", "type": "set-variables", "transitions": [{"event": "next"}],
+                           "properties": {"variables": [{"key": "k", "value": "v"}], "offset": {"x": 0, "y": 0}}})
+    target = {"variables": flow["states"][-1]["properties"], "transitions": flow["states"][-1],
+              "conditions": next(t for s in flow["states"] for t in s.get("transitions", []) if "conditions" in t),
+              "states": flow}[where]
+    target[where] = junk
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+    for argv in (["diagram"], ["diagram", "--format", "svg"], ["validate", "--dial-out"], ["render"], ["diff"],
+                 ["simulate", "--press", "1"]):
+        paths = [str(path), str(path)] if argv == ["diff"] else [str(path)]
+        try:
+            code = main([*argv, *paths])
+        except SystemExit as exit_:
+            code = exit_.code
+        output = capsys.readouterr()
+        assert code in (0, 1, 3) and "Traceback" not in output.out + output.err, (argv, output.err)
+
+
 
 def test_a_value_nested_thousands_deep_is_one_line(capsys, tmp_path):
     deep = "[" * 3000 + "]" * 3000

@@ -18,7 +18,7 @@ from datetime import date, datetime, time
 from typing import Any, Callable
 
 from callmask.studio import twiml_call
-from callmask.studio.flow_graph import FlowGraph, split_list
+from callmask.studio.flow_graph import FlowGraph, listed, split_list
 from callmask.studio.widget_library import EXTERNAL_OUTCOME_TYPES, RETIRED_TYPES, TRIGGER_EVENTS, WIDGET_EVENTS
 
 MAX_STEPS = 500
@@ -224,7 +224,7 @@ class CallSimulator:
         state = self.graph.by_name.get(self.graph.initial) or {}
         if state.get("type") != "trigger":
             return None
-        return [str(t.get("event")) for t in state.get("transitions") or [] if t.get("next")]
+        return [str(t.get("event")) for t in listed(state.get("transitions")) if t.get("next")]
 
     def choose_trigger(self, trigger: str | None) -> str:
         """The given event, else incomingCall when the flow wires it, else the one event it wires."""
@@ -252,7 +252,7 @@ class CallSimulator:
                 raise SimulationError(f"widget {name} is a {state.get('type')}: its event follows from the flow "
                                       "(use --trigger, or the inputs that lead to a branch)")
             known = set(WIDGET_EVENTS.get(str(state.get("type")), ())) | {
-                t.get("event") for t in state.get("transitions") or []}
+                t.get("event") for t in listed(state.get("transitions"))}
             if event not in known:
                 raise SimulationError(f"widget {name} has no event {event!r} (it has {', '.join(sorted(known))})")
 
@@ -302,7 +302,7 @@ class _Walk:
                 return
             if step.widget in self.outputs:
                 self.context["widgets"].setdefault(step.widget, {}).update(self.outputs[step.widget])
-            transitions = [t for t in state.get("transitions") or [] if isinstance(t, dict)]
+            transitions = [t for t in listed(state.get("transitions")) if isinstance(t, dict)]
             chosen = (transitions[index] if index is not None
                       else next((t for t in transitions if t.get("event") == step.event), {}))
             current = chosen.get("next")
@@ -455,10 +455,10 @@ class _Walk:
     def split(self, state: dict[str, Any], step: Step) -> tuple[Step, int | None]:
         props = state.get("properties") if isinstance(state.get("properties"), dict) else {}
         value = self.render(props.get("input"), step.widget)
-        for index, transition in enumerate(state.get("transitions") or []):
+        for index, transition in enumerate(listed(state.get("transitions"))):
             if not isinstance(transition, dict) or transition.get("event") != "match":
                 continue
-            tests = [c for c in transition.get("conditions") or [] if isinstance(c, dict)]
+            tests = [c for c in listed(transition.get("conditions")) if isinstance(c, dict)]
             if tests and all(self._holds(step.widget, value, c) for c in tests):
                 step.event = "match"
                 names = [str(c.get("friendly_name")) for c in tests if c.get("friendly_name")]

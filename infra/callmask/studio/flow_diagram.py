@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from callmask.studio.flow_graph import FlowGraph, masked
+from callmask.studio.flow_graph import FlowGraph, listed, masked
 
 MERMAID_SHAPES = {
     "trigger": ('(["', '"])'),
@@ -56,8 +56,8 @@ def _coordinate(value: Any) -> float:
 
 def edge_label(graph: FlowGraph, source: str, event: str, index: int) -> str:
     state = graph.by_name[source]
-    transition = (state.get("transitions") or [])[index]
-    names = [str(c.get("friendly_name")) for c in transition.get("conditions") or [] if c.get("friendly_name")]
+    transition = listed(state.get("transitions"))[index]
+    names = [str(c.get("friendly_name")) for c in listed(transition.get("conditions")) if c.get("friendly_name")]
     return f"{event}: {', '.join(names)}" if names else event
 
 
@@ -153,8 +153,8 @@ def summary(state: dict[str, Any]) -> str:
     """The widget's prompt or key setting, shortened: what it says, dials, tests or calls."""
     props = state.get("properties") if isinstance(state.get("properties"), dict) else {}
     kind = state.get("type")
-    conditions = [c for t in state.get("transitions") or [] if isinstance(t, dict)
-                  for c in t.get("conditions") or [] if isinstance(c, dict)]
+    conditions = [c for t in listed(state.get("transitions")) if isinstance(t, dict)
+                  for c in listed(t.get("conditions")) if isinstance(c, dict)]
     if kind == "split-based-on":
         tests = sorted({str(c.get("type")) for c in conditions})
         subject = re.sub(r"\{\{\s*(widgets\.)?|\s*\}\}", "", str(props.get("input", "")))
@@ -164,7 +164,7 @@ def summary(state: dict[str, Any]) -> str:
     elif kind in ("add-twiml-redirect", "make-http-request", "run-function"):
         text = f"{props.get('method', 'POST')} {props.get('url', '')}" if props.get("url") else ""
     elif kind == "set-variables":
-        text = ", ".join(str(v.get("key")) for v in props.get("variables") or [] if isinstance(v, dict))
+        text = ", ".join(str(v.get("key")) for v in listed(props.get("variables")) if isinstance(v, dict))
     else:
         text = props.get("say") or props.get("body") or props.get("play") or ""
     return shorten(" ".join(str(text).split()), SUMMARY_CHARS)

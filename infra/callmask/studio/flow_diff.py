@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from callmask.studio.flow_graph import FlowGraph, conditions
+from callmask.studio.flow_graph import FlowGraph, conditions, listed
 
 PROMPT_KEYS = ("say", "play")
 MAX_VALUE_TEXT = 120
@@ -74,8 +74,8 @@ def _compare_widget(name: str, old: dict, new: dict, changes: FlowChanges, is_pi
             changes.prompts.append(f"`{name}` {key}: “{_text(before)}” → “{_text(after)}”")
         else:
             changes.properties.append(f"`{name}` {key}: {_text(before)} → {_text(after)}")
-    old_next = {t.get("event"): t.get("next") for t in old.get("transitions") or []}
-    new_next = {t.get("event"): t.get("next") for t in new.get("transitions") or []}
+    old_next = {t.get("event"): t.get("next") for t in listed(old.get("transitions"))}
+    new_next = {t.get("event"): t.get("next") for t in listed(new.get("transitions"))}
     for event in sorted(old_next.keys() | new_next.keys(), key=str):
         if event not in new_next:
             changes.transitions.append(f"`{name}` {event}: event removed (was → {old_next[event] or 'end'})")

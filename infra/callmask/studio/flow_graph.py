@@ -39,7 +39,7 @@ class FlowGraph:
     def edges(self) -> list[Edge]:
         return [Edge(state.get("name"), t.get("event", ""), t.get("next"), index)
                 for state in self.states
-                for index, t in enumerate(state.get("transitions") or []) if isinstance(t, dict)]
+                for index, t in enumerate(listed(state.get("transitions"))) if isinstance(t, dict)]
 
     @cached_property
     def outgoing(self) -> dict[str, list[Edge]]:
@@ -186,7 +186,7 @@ class FlowGraph:
         name = str(check.get("name"))
         if check not in self.verdict_checks:
             return self.match_edges(name)
-        transitions = check.get("transitions") or []
+        transitions = listed(check.get("transitions"))
         return [edge for edge in self.match_edges(name) if _accepts_only_ok(transitions[edge.index])]
 
     @cached_property
@@ -212,15 +212,21 @@ class FlowGraph:
         return match.group(1) if match else None
 
 
+def listed(value: Any) -> list[Any]:
+    """A flow value that Studio takes as a list (states, transitions, conditions, variables), or none when
+    the file holds something else there."""
+    return value if isinstance(value, list) else []
+
+
 def _accepts_only_ok(transition: dict[str, Any]) -> bool:
-    tests = [c for c in transition.get("conditions") or [] if isinstance(c, dict)]
+    tests = [c for c in listed(transition.get("conditions")) if isinstance(c, dict)]
     return bool(tests) and any(c.get("type") == "equal_to" and str(c.get("value", "")).strip() == PIN_ACCEPTED
                                for c in tests)
 
 
 def conditions(state: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for t in state.get("transitions") or [] if isinstance(t, dict) and t.get("event") == "match"
-            for c in t.get("conditions") or [] if isinstance(c, dict)]
+    return [c for t in listed(state.get("transitions")) if isinstance(t, dict) and t.get("event") == "match"
+            for c in listed(t.get("conditions")) if isinstance(c, dict)]
 
 
 def split_list(value: str) -> list[str]:

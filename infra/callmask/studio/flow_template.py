@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from callmask.studio.flow_graph import listed
 from callmask.studio.widget_library import PROPERTY_TYPES, as_studio_type
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_.]*)\}")
@@ -93,7 +94,7 @@ def render_flow(template: Any, values: Mapping[str, Any], pins: list[str] | tupl
 def _conform(template: Any, rendered: Any) -> Any:
     """Each widget property filled from a whole placeholder in the JSON type Studio writes for it (the
     widget library's): `"timeout": "${pinCheckTimeout}"` of a TwiML Redirect becomes the text "110"."""
-    for before, after in zip(template.get("states") or [], rendered.get("states") or []):
+    for before, after in zip(listed(template.get("states")), listed(rendered.get("states"))):
         if not isinstance(before, dict) or not isinstance(before.get("properties"), dict):
             continue
         for key, kind in PROPERTY_TYPES.get(str(before.get("type")), {}).items():

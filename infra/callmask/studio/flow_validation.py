@@ -14,6 +14,7 @@ from callmask.studio.flow_graph import (
     WIDGET_REFERENCE,
     FlowGraph,
     conditions,
+    listed,
 )
 from callmask.studio.flow_template import strings_in
 from callmask.studio.widget_library import (
@@ -99,7 +100,7 @@ def _well_shaped(transition: Any) -> bool:
     return (isinstance(transition, dict) and isinstance(transition.get("event"), str)
             and isinstance(transition.get("next"), (str, type(None)))
             and isinstance(transition.get("conditions", []), (list, type(None)))
-            and all(isinstance(c, dict) for c in transition.get("conditions") or []))
+            and all(isinstance(c, dict) for c in listed(transition.get("conditions"))))
 
 
 def _structure(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
@@ -138,8 +139,8 @@ def _vocabulary(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
                               f"{JSON_TYPE_NAMES[expected]} there", f"write {key} as {JSON_TYPE_NAMES[expected]}"
                               + (f", e.g. \"{properties[key]}\"" if expected is str and isinstance(
                                   properties[key], int) else ""))
-        listed = [t.get("event") for t in state.get("transitions") or [] if isinstance(t, dict)]
-        for event in listed:
+        events = [t.get("event") for t in listed(state.get("transitions")) if isinstance(t, dict)]
+        for event in events:
             if kind in WIDGET_EVENTS and event not in WIDGET_EVENTS[kind]:
                 yield Problem(name, f"{kind} has no event {event!r}",
                               f"use one of {', '.join(sorted(WIDGET_EVENTS[kind]))}",
@@ -171,8 +172,8 @@ def _json_type(value: Any) -> str:
 
 def unlisted_events(state: dict[str, Any]) -> list[str]:
     """The widget's events its transitions leave out (Studio ends the execution on them)."""
-    listed = {t.get("event") for t in state.get("transitions") or [] if isinstance(t, dict)}
-    return [e for e in WIDGET_EVENTS.get(str(state.get("type")), ()) if e not in OPTIONAL_EVENTS and e not in listed]
+    events = {t.get("event") for t in listed(state.get("transitions")) if isinstance(t, dict)}
+    return [e for e in WIDGET_EVENTS.get(str(state.get("type")), ()) if e not in OPTIONAL_EVENTS and e not in events]
 
 
 def _liquid_syntax(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem]:
@@ -293,7 +294,7 @@ def _pin_literals(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
     for state in graph.states:
         if state in graph.literal_pin_checks:  # its condition values are where the PINs belong
             state = {**state, "transitions": [
-                {**t, "conditions": [{k: v for k, v in c.items() if k != "value"} for c in t.get("conditions") or []]}
+                {**t, "conditions": [{k: v for k, v in c.items() if k != "value"} for c in listed(t.get("conditions"))]}
                 for t in state["transitions"]]}
         if any(pin in text for text in strings_in(state) for pin in pins):
             yield Problem(str(state.get("name")), "a PIN appears outside the PIN condition",
@@ -331,7 +332,7 @@ def _pin_function(graph: FlowGraph, _pin_length: int | None) -> Iterator[Problem
         if "flowSid={{flow.flow_sid}}" not in url.replace(" ", ""):
             yield Problem(name, "the URL does not pass flowSid={{flow.flow_sid}}, so the Function cannot return "
                           "the verdict to this flow", "append ?flowSid={{flow.flow_sid}} to the URL")
-        back = next((t.get("next") for t in redirect.get("transitions") or [] if t.get("event") == "return"), None)
+        back = next((t.get("next") for t in listed(redirect.get("transitions")) if t.get("event") == "return"), None)
         if back != check.get("name"):
             yield Problem(name, f"the return transition goes to {back!r}, not to the verdict check "
                           f"{check.get('name')}", f"point return at {check.get('name')}")
