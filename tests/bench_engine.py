@@ -1,9 +1,10 @@
 """Benchmark of the real Pulumi CLI on this project (prints figures, asserts nothing).
 
-Wall time of `preview` and `up` with no change, `up` with one prompt change and `refresh`, each with the
-Twilio requests it made (against the local fake), beside `preview` of an empty Python program in the same
-environment: the engine's own floor. Then the time to put the CLI in place with the build cached; with
-`--cold`, also a build from an empty Go build cache (several minutes).
+Wall time of `preview` with no change on the dev stack (the preview a pull request runs), taken in turn with
+`preview` of an empty Python program in the same environment (the engine's own floor), and the ratio of the
+two; on prod also `preview` and `up` with no change, `up` with one prompt change and `refresh`. Each with the
+Twilio requests it made (against the local fake). Then the time to put the CLI in place with the build
+cached; with `--cold`, also a build from an empty Go build cache (several minutes).
 
     .venv/bin/python tests/bench_engine.py [--runs 3] [--cold]
 """
@@ -11,12 +12,14 @@ environment: the engine's own floor. Then the time to put the CLI in place with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,7 +46,8 @@ def report(name: str, samples: list[tuple[float, int]], floor: float | None = No
     print(f"{name:<34} {seconds:6.2f} s median of {len(samples)}   Twilio requests: {requests}{ratio}")
 
 
-def empty_program_preview(runs: int) -> list[tuple[float, int]]:
+@contextlib.contextmanager
+def empty_program() -> Iterator[PulumiProject]:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "program").mkdir()
@@ -51,30 +55,49 @@ def empty_program_preview(runs: int) -> list[tuple[float, int]]:
             (root / "program" / name).write_text(text)
         floor = PulumiProject(root / "program", {}, copy=False)
         floor.run("stack", "init", "floor")
-        fake = LocalTwilio()  # never started: counts stay at zero
-        return [timed(floor, fake, "preview") for _ in range(runs)]
+        yield floor
 
 
-def line_steps(runs: int) -> dict[str, list[tuple[float, int]]]:
+@contextlib.contextmanager
+def deployed_line(stack: str, steps: dict[str, list[tuple[float, int]]]) -> Iterator[tuple[PulumiProject, LocalTwilio]]:
+    """The line on `stack`, created (timed into `steps`) against a new local Twilio, destroyed afterwards: dev
+    buys a number that is for sale, prod adopts one the account owns and checks its PINs in a Function."""
     fake = LocalTwilio().start()
     fake.own_number("+14155550142")
-    steps: dict[str, list[tuple[float, int]]] = {}
+    fake.available["US"] = ["+14155550100"]
     try:
         with tempfile.TemporaryDirectory() as folder:
             line = PulumiProject(Path(folder), {"CALLMASK_TWILIO_BASE_URL": fake.base_url,
                                                 "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
-            line.run("stack", "init", "prod")
+            line.run("stack", "init", stack)
             line.run_line(readme_pin_command())
-            steps["up (create the line)"] = [timed(line, fake, "up", "--yes")]
-            for run in range(runs):
-                steps.setdefault("preview (no change)", []).append(timed(line, fake, "preview"))
-                steps.setdefault("up (no change)", []).append(timed(line, fake, "up", "--yes"))
-                line.run("config", "set", "--path", "callmask:prompts.goodbye", f"Goodbye, run {run}.")
-                steps.setdefault("up (one prompt change)", []).append(timed(line, fake, "up", "--yes"))
-                steps.setdefault("refresh", []).append(timed(line, fake, "refresh", "--yes"))
+            steps[f"{stack}: up (create the line)"] = [timed(line, fake, "up", "--yes")]
+            yield line, fake
             line.run("destroy", "--yes")
     finally:
         fake.stop()
+
+
+def preview_beside_the_floor(runs: int) -> dict[str, list[tuple[float, int]]]:
+    """A no-op `preview` of dev and one of the empty program, taken in turn, so that both see the same machine."""
+    steps: dict[str, list[tuple[float, int]]] = {"preview, empty Python program": [], "dev: preview (no change)": []}
+    never_called = LocalTwilio()  # the empty program calls no Twilio: its count stays at zero
+    with empty_program() as floor, deployed_line("dev", steps) as (line, fake):
+        for _ in range(runs):
+            steps["preview, empty Python program"].append(timed(floor, never_called, "preview"))
+            steps["dev: preview (no change)"].append(timed(line, fake, "preview"))
+    return steps
+
+
+def prod_steps(runs: int) -> dict[str, list[tuple[float, int]]]:
+    steps: dict[str, list[tuple[float, int]]] = {}
+    with deployed_line("prod", steps) as (line, fake):
+        for run in range(runs):
+            steps.setdefault("prod: preview (no change)", []).append(timed(line, fake, "preview"))
+            steps.setdefault("prod: up (no change)", []).append(timed(line, fake, "up", "--yes"))
+            line.run("config", "set", "--path", "callmask:prompts.goodbye", f"Goodbye, run {run}.")
+            steps.setdefault("prod: up (one prompt change)", []).append(timed(line, fake, "up", "--yes"))
+            steps.setdefault("prod: refresh", []).append(timed(line, fake, "refresh", "--yes"))
     return steps
 
 
@@ -95,11 +118,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="also time a build from an empty Go build cache")
     args = parser.parse_args()
-    floor = empty_program_preview(args.runs)
-    report("preview, empty Python program", floor)
-    floor_seconds = statistics.median(s for s, _ in floor)
-    for name, samples in line_steps(args.runs).items():
-        report(name, samples, floor_seconds)
+    steps = preview_beside_the_floor(args.runs)
+    floor = statistics.median(seconds for seconds, _ in steps.pop("preview, empty Python program"))
+    print(f"{'preview, empty Python program':<34} {floor:6.2f} s median of {args.runs}, taken in turn with dev's")
+    for name, samples in {**steps, **prod_steps(args.runs)}.items():
+        report(name, samples, floor)
     tools_install(args.cold)
 
 

@@ -21,6 +21,7 @@ import re
 
 import pytest
 from callmask.function import pin_function
+from callmask.providers import pin_salt
 from callmask.providers.twilio_provider import MAX_MESSAGE, ProviderError
 from callmask.local.twilio import (
     ANSWER,
@@ -42,6 +43,7 @@ from line_driver import Line
 # Far above what the fake takes to answer (a few milliseconds), so only the held requests time out.
 CLIENT_TIMEOUT = 0.1
 EVERY_ATTEMPT = 1000
+FIXED_SALT = "bWF0cml4LWZpeGVkLXNhbHQ="
 OWNED_NUMBER, OWNED_VOICE_URL, OWNED_APPLICATION = "+14155550142", "https://voice.example.com/ivr", "AP" + "b" * 32
 
 FAULTS = {
@@ -84,6 +86,8 @@ TESTER = "+14155550199"
 def account(fresh_twilio, monkeypatch) -> LocalTwilio:
     monkeypatch.setenv(TIMEOUT_VARIABLE, str(CLIENT_TIMEOUT))
     monkeypatch.setattr(pin_function, "kdf", lambda: FAST_KDF)  # the digests' cost is not what this tests
+    # Nor the salt's randomness: with one salt every case sends the same bytes, checked against the spec once.
+    monkeypatch.setattr(pin_salt, "new_salt", lambda: FIXED_SALT)
     return fresh_twilio
 
 

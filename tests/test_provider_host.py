@@ -130,3 +130,21 @@ def test_provider_errors_reach_the_engine_plainly_without_secrets(host, twilio):
     details = raised.value.details()
     assert "+14155550100 is not available to buy (Twilio error 21422)" in details
     assert AUTH_TOKEN not in details
+
+
+def test_the_program_and_the_hosts_start_without_what_only_a_twilio_call_needs():
+    """Every preview starts two language hosts, the program and this provider host: none of them loads the
+    Twilio SDK's clients or `requests` before an operation calls Twilio, and the language host not even the
+    Pulumi SDK around the gRPC modules it serves."""
+    providers = ", ".join(f"callmask.providers.{name}" for name in (
+        "host", "studio_flow", "phone_number", "voice_binding", "serverless", "sync", "api_key", "usage_trigger",
+        "dialing_permissions", "pin_salt"))
+    program = (f"import sys, callmask.line.component, {providers}; "
+               "print(sorted(m for m in ('twilio.rest', 'requests', 'phonenumbers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=MAIN_DIR)
+    assert done.stdout.split() == ["['phonenumbers']"], "the program validates numbers; nothing else is loaded"
+    language_host = Path(__file__).resolve().parents[1] / "tools" / "pulumi-language-python"
+    imports = (f"import runpy, sys; runpy.run_path({str(language_host)!r}, run_name='host'); "
+               "print('pulumi.runtime.proto.language_pb2' in sys.modules, 'pulumi.runtime.resource' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]

@@ -354,19 +354,19 @@ def test_binding_preview_of_a_flow_update_is_no_change_but_a_new_flow_is():
 
 
 def test_the_environments_proxy_and_ca_bundle_are_honoured_read_once_per_origin(twilio, monkeypatch):
-    from callmask.twilio import twilio_api
+    from callmask.twilio import twilio_http
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.com:3128")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
-    twilio_api.environment_settings.cache_clear()
+    twilio_http.environment_settings.cache_clear()
     try:
-        proxies, verify = twilio_api.environment_settings("https://api.twilio.com")
+        proxies, verify = twilio_http.environment_settings("https://api.twilio.com")
         assert (proxies["https"], verify) == ("http://proxy.example.com:3128", "/etc/ssl/corporate.pem")
-        assert twilio_api.environment_settings(twilio.base_url)[0] == {}, "no_proxy: the local Twilio directly"
+        assert twilio_http.environment_settings(twilio.base_url)[0] == {}, "no_proxy: the local Twilio directly"
         monkeypatch.delenv("REQUESTS_CA_BUNDLE")  # a CA bundle is a file requests must find: none for this call
-        twilio_api.environment_settings.cache_clear()
+        twilio_http.environment_settings.cache_clear()
         provider = configured(PhoneNumberProvider)
         assert provider.client().api.v2010.accounts(ACCOUNT_SID).fetch().sid == ACCOUNT_SID
     finally:
-        twilio_api.environment_settings.cache_clear()
+        twilio_http.environment_settings.cache_clear()

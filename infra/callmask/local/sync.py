@@ -6,6 +6,9 @@ account's auth token.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -29,6 +32,9 @@ class LocalSync:
     sync_services: dict[str, dict[str, Any]] = field(default_factory=dict)
     api_keys: dict[str, str] = field(default_factory=dict)  # SK... -> secret, besides the account's auth token
     key_names: dict[str, dict[str, Any]] = field(default_factory=dict)  # SK... -> friendly name and dates
+    # Key secrets are drawn from the account's seed and the key's SID: random for each new account, and the
+    # same again for an account restored from a snapshot (a test's cases then send the same requests).
+    key_seed: bytes = field(default_factory=lambda: secrets.token_bytes(16))
 
     def sync_routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
         service, maps = r"/v1/Services/(IS\w+)", r"/v1/Services/(IS\w+)/Maps"
@@ -68,7 +74,7 @@ class LocalSync:
                                            "maps": {map_sid: {"sid": map_sid, "unique_name": "pin-guard", "items": {},
                                                               "revision": 0, "date": self._now()}}}
         self.key_names[key_sid] = {"friendly_name": friendly_name, "date": self._now()}
-        self.api_keys[key_sid] = secrets.token_urlsafe(24)
+        self.api_keys[key_sid] = self._key_secret(key_sid)
         return guard_variables(service_sid, map_sid, key_sid, self.api_keys[key_sid])
 
     def lock_caller(self, variables: dict[str, str], key: str, masked: str, minutes: int) -> None:
@@ -267,8 +273,12 @@ class LocalSync:
     def _create_key(self, request, form) -> Response:
         key_sid = self._sid("SK")
         self.key_names[key_sid] = {"friendly_name": form.get("FriendlyName") or key_sid, "date": self._now()}
-        self.api_keys[key_sid] = secrets.token_urlsafe(24)
+        self.api_keys[key_sid] = self._key_secret(key_sid)
         return self._json(201, {**self._key(key_sid), "secret": self.api_keys[key_sid]})
+
+    def _key_secret(self, key_sid: str) -> str:
+        digest = hmac.new(self.key_seed, key_sid.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:24]).decode()
 
     def _fetch_key(self, request, form, key_sid) -> Response:
         return self._json(200, self._key(key_sid)) if key_sid in self.key_names else self._not_found(request)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import phonenumbers
 import pulumi
-from phonenumbers import PhoneNumberType
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -202,6 +200,9 @@ def purchase(client, phone_number: str, friendly_name: str):
 def for_sale(client, phone_number: str) -> bool:
     """Whether Twilio sells this exact number to the account: looked up among the available numbers of its
     country and type (local, mobile or toll-free), by its digits."""
+    import phonenumbers  # only a purchase needs its metadata: the provider host starts without it
+    from phonenumbers import PhoneNumberType
+
     parsed = phonenumbers.parse(phone_number)
     country = phonenumbers.region_code_for_number(parsed)
     if not country or country == "001":

@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import pulumi
-import requests
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, Resource, UpdateResult
 from twilio.base.exceptions import TwilioRestException
 
@@ -285,9 +284,13 @@ class _Uploaded:
 def upload(client, props: dict[str, Any], code: str) -> _Uploaded:
     """POST the code as multipart form data to the upload host (the twilio SDK has no call for it), with
     the SDK client's base URL, timeout, credentials and 429 retries."""
+    import requests
+
+    from callmask.twilio.twilio_http import CallmaskHttpClient
+
     http = client.http_client
     url = f"{UPLOAD_HOST}/v1/Services/{props['service_sid']}/Functions/{props['function_sid']}/Versions"
-    url = http.redirect(url) if isinstance(http, twilio_api.CallmaskHttpClient) else url
+    url = http.redirect(url) if isinstance(http, CallmaskHttpClient) else url
     attempts = getattr(http, "attempts", 1)
     for attempt in range(1, attempts + 1):
         try:

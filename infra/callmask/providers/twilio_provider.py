@@ -6,15 +6,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pulumi.dynamic import CheckFailure, CheckResult, ConfigureRequest, DiffResult, ResourceProvider
 from pulumi.output import Unknown
 from twilio.base.exceptions import TwilioException
-from twilio.rest import Client
 
 from callmask.twilio import twilio_api
 from callmask.twilio.errors import NOT_FOUND, TOO_MANY_REQUESTS, Answer, answer_of  # noqa: F401 (the providers' names)
+
+if TYPE_CHECKING:
+    from twilio.rest import Client
 
 MAX_MESSAGE = 300
 T = TypeVar("T")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import phonenumbers
 
 PAGE_SIZE = 250
 HIGH_RISK_TYPES = ("premiumRate", "sharedCost")  # the number types Twilio puts under high-risk special ranges
@@ -30,5 +29,7 @@ def entry_for(country: str, country_codes: dict[str, list[str]]) -> str | None:
     """The permission entry (its ISO code) that governs a country, from each entry's country codes."""
     if country in country_codes:
         return country
+    import phonenumbers  # a country not listed by its own code is rare: load the metadata only then
+
     code = f"+{phonenumbers.country_code_for_region(country)}"
     return next((iso for iso, codes in country_codes.items() if code in (codes or [])), None)

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.response import Response
 
 from callmask.twilio import twilio_api
 
@@ -46,6 +45,8 @@ def answer_of(error: TwilioException) -> Answer:
         details = f" Details: {json.dumps(error.details)}" if error.details else ""
         return Answer(error.status, error.code, (error.msg or "") + details)
     # List calls raise a plain TwilioException("Unable to fetch page", response).
+    from twilio.http.response import Response  # loaded already: the failed call came through it
+
     response = error.args[1] if len(error.args) == 2 else None
     if isinstance(response, Response):
         try:
