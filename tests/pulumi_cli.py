@@ -7,6 +7,7 @@ first on PATH, as the README's `export PATH=...` line puts them.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -53,10 +54,16 @@ def require_cli(environ: dict[str, str]) -> str:
     found = shutil.which("pulumi", path=environ["PATH"])
     if not found:
         pytest.fail("the Pulumi CLI is not on PATH or in .tools/bin: run `make setup` (it builds it)")
-    version = subprocess.run([found, "version"], capture_output=True, text=True, env=environ).stdout.strip()
+    version = cli_version(found, os.stat(found).st_mtime_ns)
     if version != pinned_version():
         pytest.fail(f"{found} is pulumi {version}; this project pins {pinned_version()}: run `make setup`")
     return found
+
+
+@functools.cache
+def cli_version(cli: str, modified: int) -> str:
+    """`pulumi version`, asked once per worker for each binary (and again if it is rebuilt meanwhile)."""
+    return subprocess.run([cli, "version"], capture_output=True, text=True).stdout.strip()
 
 
 @dataclass

@@ -100,7 +100,7 @@ def new_account(fake: LocalTwilio, stack: str) -> LocalTwilio:
     return fake
 
 
-PREPARED: dict[tuple[str, str], tuple[dict, Line]] = {}
+PREPARED: dict[tuple[str, str], tuple[bytes, Line]] = {}
 
 
 def prepared(fake: LocalTwilio, stack: str, command: str) -> Line:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
@@ -471,6 +473,7 @@ class DeployedFunctions:
         self.local = local
         self.running: dict[str, Any] = {}
         self.scratch = tempfile.TemporaryDirectory(prefix="callmask-function-")
+        self.starting = threading.Lock()  # calls may arrive together (the local Twilio serves each in a thread)
 
     def __call__(self, url: str, params: Mapping[str, str]) -> tuple[int, str]:
         from callmask.function.pin_function import LocalFunction  # Node: only for a call that reaches a Function
@@ -481,16 +484,24 @@ class DeployedFunctions:
         code, variables = deployed
         # The Function's own calls to Twilio (the PIN guard's Sync) reach this local Twilio.
         variables = {**variables, BASE_URL_VARIABLE: self.local.base_url}
-        if code not in self.running:
-            folder = Path(self.scratch.name) / str(len(self.running))
-            folder.mkdir()
-            self.running[code] = LocalFunction(code, folder)
+        with self.starting:
+            if code not in self.running:
+                folder = Path(self.scratch.name) / str(len(self.running))
+                folder.mkdir()
+                self.running[code] = LocalFunction(code, folder)
+            parts = urlsplit(url)
+            self.running[code].origin(parts.netloc, parts.path, variables)  # its runtime, started once
         return self.running[code].service(variables)(url, params)
 
     def __enter__(self) -> "DeployedFunctions":
         return self
 
     def __exit__(self, *_: Any) -> None:
-        for function in self.running.values():
-            function.close()
-        self.scratch.cleanup()
+        self.close()
+
+    def close(self) -> None:
+        with self.starting:
+            for function in self.running.values():
+                function.close()
+            self.running.clear()
+            self.scratch.cleanup()
