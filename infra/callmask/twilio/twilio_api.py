@@ -1,4 +1,6 @@
-"""How callmask talks to Twilio: credentials, timeouts, safe retries and the base-URL override.
+"""How callmask talks to Twilio: credentials, the timeout and backoff settings, which requests are safe to
+repeat, and `connect()`, which builds a client over callmask's HTTP client (twilio_http: timeouts, safe
+retries and the base-URL override).
 
 Credentials are resolved when a provider makes a call (from the stack config handed to `configure()`,
 else the environment), so they never live in resource inputs, outputs or the pickled provider.
