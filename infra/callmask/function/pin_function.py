@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
@@ -113,33 +114,37 @@ class LocalFunction:
         self.file = scratch / "function.js"
         self.file.write_text(code, encoding="utf-8")
         self.runtimes: dict[tuple[str, str, str], tuple[subprocess.Popen, str]] = {}
+        self.starting = threading.Lock()  # calls may arrive together: each runtime is started once
 
     def origin(self, domain: str, path: str, variables: Mapping[str, str]) -> str:
         """http://127.0.0.1:PORT of the runtime serving this Function at `domain` + `path`."""
         key = (domain, path, json.dumps(dict(variables), sort_keys=True))
-        if key not in self.runtimes:
-            process = subprocess.Popen([self.node, str(RUNTIME_FILE), str(self.file), path, domain],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       text=True, cwd=FUNCTIONS_DIR, env={**os.environ, "FUNCTION_VARIABLES": key[2]})
-            port = process.stdout.readline().strip() if process.stdout else ""
-            if not port.isdigit():
-                process.kill()
-                raise NodeUnavailable(f"Twilio's Functions runtime did not start ({RUNTIME_FILE.name}): run `make setup`")
-            self.runtimes[key] = (process, f"http://127.0.0.1:{port}")
-        return self.runtimes[key][1]
+        with self.starting:
+            if key not in self.runtimes:
+                process = subprocess.Popen([self.node, str(RUNTIME_FILE), str(self.file), path, domain],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                           text=True, cwd=FUNCTIONS_DIR, env={**os.environ, "FUNCTION_VARIABLES": key[2]})
+                port = process.stdout.readline().strip() if process.stdout else ""
+                if not port.isdigit():
+                    process.kill()
+                    raise NodeUnavailable(f"Twilio's Functions runtime did not start ({RUNTIME_FILE.name}): "
+                                          "run `make setup`")
+                self.runtimes[key] = (process, f"http://127.0.0.1:{port}")
+            return self.runtimes[key][1]
 
     def close(self) -> None:
-        for process, _ in self.runtimes.values():
-            if process.stdin:
-                process.stdin.close()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout:
-                process.stdout.close()
-        self.runtimes.clear()
+        with self.starting:
+            for process, _ in self.runtimes.values():
+                if process.stdin:
+                    process.stdin.close()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                if process.stdout:
+                    process.stdout.close()
+            self.runtimes.clear()
 
     def service(self, variables: Mapping[str, str]) -> Callable[[str, Mapping[str, str]], tuple[int, str]]:
         """This Function as Voice reaches it at a URL (a `twiml_call.TwimlService`): a POST of the request's

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from werkzeug.wrappers import Request, Response
 
@@ -489,8 +488,6 @@ class DeployedFunctions:
                 folder = Path(self.scratch.name) / str(len(self.running))
                 folder.mkdir()
                 self.running[code] = LocalFunction(code, folder)
-            parts = urlsplit(url)
-            self.running[code].origin(parts.netloc, parts.path, variables)  # its runtime, started once
         return self.running[code].service(variables)(url, params)
 
     def __enter__(self) -> "DeployedFunctions":

@@ -206,6 +206,8 @@ class LocalTwilio(LocalSync, LocalServerless):
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Condition = field(default_factory=threading.Condition)
     _released: threading.Event = field(default_factory=threading.Event)
+    # The deployed Functions' runtimes as calls reach them (place_call): not part of the account.
+    _functions: local_serverless.DeployedFunctions | None = None
 
     def _sid(self, prefix: str) -> str:
         return sid(prefix, self._ids)
@@ -247,7 +249,7 @@ class LocalTwilio(LocalSync, LocalServerless):
                 setattr(self, spec_field.name, default)
         return self
 
-    ACCOUNT_FIELDS_SKIPPED = ("in_flight", "paused", "log", "_lock", "_released", "faults", "calls")
+    ACCOUNT_FIELDS_SKIPPED = ("in_flight", "paused", "log", "_lock", "_released", "faults", "calls", "_functions")
 
     def snapshot(self) -> bytes:
         """The account as it is now (not the requests seen or the faults set), for `restore`: a test that
@@ -623,12 +625,12 @@ class LocalTwilio(LocalSync, LocalServerless):
         """The Functions as calls reach them: each runtime started by the first call that needs it and kept,
         as Twilio keeps a Function warm between calls, until the account is reset or the server stops."""
         with self._lock:
-            if getattr(self, "_functions", None) is None:
+            if self._functions is None:
                 self._functions = local_serverless.DeployedFunctions(self)
             return self._functions
 
     def _stop_functions(self) -> None:
-        functions, self._functions = getattr(self, "_functions", None), None
+        functions, self._functions = self._functions, None
         if functions is not None:
             functions.close()
 
