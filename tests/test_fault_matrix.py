@@ -7,6 +7,12 @@ twice (the second must not write) and `destroy`. Whatever happened, the end must
 number held at a time, a number released only when the stack says so, no flow left behind, the number's voice
 settings as they were, and every failure told in one line without a secret.
 
+Many faults leave the same account and state behind (a refused write and a write cut before Twilio acted
+leave what was there). What follows the faulted run depends on nothing else, so recovery is proven once per
+state a worker meets, as a model checker visits each state once: every case runs its fault and gets its
+outcome; a case that reaches a state already proven to recover stops there. The accounts' clock stands still,
+so equal states are equal to the byte.
+
 The providers are driven as the engine drives them (tests/line_driver.py); the real engine's lifecycle is
 tests/test_engine_lifecycle.py. The matrix is printed at the end of the test run. One test is one fault of one
 command on one stack, every call and both attempt modes, so parallel workers share the matrix evenly; each
@@ -16,8 +22,11 @@ case starts from a new account on the worker's fake.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import pickle
 import re
+from datetime import datetime, timezone
 
 import pytest
 from callmask.function import pin_function
@@ -80,6 +89,8 @@ COMMANDS = ("up-create", "up-prompt", "refresh", "destroy")
 # publishing the draft.
 STAGED_COMMANDS = ("up-draft", "publish")
 TESTER = "+14155550199"
+# Every account's dates: the same moment, so accounts that saw the same writes are equal to the byte.
+ACCOUNT_CLOCK = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -93,6 +104,7 @@ def account(fresh_twilio, monkeypatch) -> LocalTwilio:
 
 def new_account(fake: LocalTwilio, stack: str) -> LocalTwilio:
     fake.reset()
+    fake.clock = ACCOUNT_CLOCK
     fake.available["US"] = ["+14155550100", "+14155550101", "+14155550102"]
     fake.build_polls = 1  # each build is seen `building` once
     if stack in ("prod", FUNCTION_STACK):
@@ -220,7 +232,17 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls
         outcome = "err"
     fake.settle()
     fake.faults.clear()
-    run(line, command)  # the operator runs it again, once any late request has landed
+    reached = state_reached(fake, stack, command, line)
+    if reached not in RECOVERED:
+        recover(fake, stack, command, line, callers_had)
+        RECOVERED.add(reached)
+    return outcome
+
+
+def recover(fake: LocalTwilio, stack: str, command: str, line: Line, callers_had: dict | None) -> None:
+    """The rest of a case: the operator runs the command again (once any late request has landed), then
+    `up` twice (the second writes nothing) and `destroy`, which must end as the stack says."""
+    run(line, command)
     if command == "up-draft":
         assert published_definition(fake, line) == callers_had, "a draft reached the callers who are no test users"
     if command == "publish":
@@ -237,7 +259,17 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls
     line.destroy()
     assert_end_state(fake, stack, line)
     assert not fake.spec_violations, fake.spec_violations
-    return outcome
+
+
+# The states after a faulted run from which the rest of a case (re-run, up, up, destroy, the end state) has
+# passed on this worker.
+RECOVERED: set[bytes] = set()
+
+
+def state_reached(fake: LocalTwilio, stack: str, command: str, line: Line) -> bytes:
+    """All the rest of a case depends on: the stack and command, the account, and the line with its state."""
+    line_now = {name: value for name, value in vars(line).items() if name != "providers"}
+    return hashlib.blake2b(pickle.dumps((stack, command, fake.snapshot(), line_now))).digest()
 
 
 def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
@@ -289,3 +321,29 @@ def test_every_call_and_fault_recovers_to_the_same_end(account, record_property,
 def shorten(path: str) -> str:
     path = re.sub(r"(AC|FW|PN|UT|IS|MP|SK|Z[SEHNBDV])[0-9a-f]{32}", r"\1…", path).replace("/2010-04-01/Accounts/AC…", "")
     return path.replace("/v1/Services/ZS…", "/ZS…")
+
+
+def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
+    """The premise of proving recovery once per state: a faulted run repeated from the same account leaves
+    an equal state, from which the rest of the case makes the same calls and ends in an equal account; and a
+    fault that acted (its answer cut) leaves a state other than one refused before acting."""
+    stack, command = FUNCTION_STACK, "up-create"
+    calls = calls_of(account, stack, command)
+    index = calls.index(("POST", next(path for method, path in calls if method == "POST" and "/Keys" in path)))
+
+    def faulted(fault: str) -> tuple[bytes, list, bytes]:
+        line = prepared(account, stack, command)
+        callers_had = published_definition(account, line)
+        account.fail("POST", "^" + re.escape(calls[index][1]) + "$", **FAULTS[fault])
+        with pytest.raises(ProviderError):
+            run(line, command)
+        account.faults.clear()
+        reached = state_reached(account, stack, command, line)
+        before = len(account.calls)
+        recover(account, stack, command, line, callers_had)
+        return reached, account.calls[before:], account.snapshot()
+
+    first, again, refused = faulted("reset-after"), faulted("reset-after"), faulted("500")
+    assert first[0] == again[0], "the same fault from the same account left states that differ"
+    assert first[1] == again[1] and first[2] == again[2], "equal states, yet the rest of the case went otherwise"
+    assert refused[0] != first[0], "a key created and a key refused left states that compare equal"

@@ -208,13 +208,15 @@ class LocalTwilio(LocalSync, LocalServerless):
     _released: threading.Event = field(default_factory=threading.Event)
     # The deployed Functions' runtimes as calls reach them (place_call): not part of the account.
     _functions: local_serverless.DeployedFunctions | None = None
+    # None: the account's dates are the real time's. A moment: its clock stands still there, so two accounts
+    # that saw the same requests are equal to the byte (the fault matrix's cases are compared so).
+    clock: datetime | None = None
 
     def _sid(self, prefix: str) -> str:
         return sid(prefix, self._ids)
 
-    @staticmethod
-    def _now() -> datetime:
-        return now()
+    def _now(self) -> datetime:
+        return self.clock or now()
 
     @staticmethod
     def account() -> str:
@@ -304,7 +306,7 @@ class LocalTwilio(LocalSync, LocalServerless):
         number the account owns whose voice URL is its webhook. (flow SID, number)"""
         flow_sid = sid("FW", self._ids)
         self.flows[flow_sid] = {"sid": flow_sid, "friendly_name": "Dial-out line", "revisions": [],
-                                "test_users": [], "date_created": now()}
+                                "test_users": [], "date_created": self._now()}
         self._add_revision(flow_sid, "published", definition, "Published from the Studio editor")
         self.own_number(phone_number, friendly_name="Dial-out line", voice_url=self._flow(flow_sid)["webhook_url"])
         return flow_sid, phone_number
@@ -508,7 +510,7 @@ class LocalTwilio(LocalSync, LocalServerless):
         definition = json.loads(form["Definition"])
         flow_sid = sid("FW", self._ids)
         self.flows[flow_sid] = {"sid": flow_sid, "friendly_name": form["FriendlyName"], "revisions": [],
-                                "test_users": [], "date_created": now()}
+                                "test_users": [], "date_created": self._now()}
         self._add_revision(flow_sid, form["Status"], definition, form.get("CommitMessage"))
         return self._json(201, self._flow(flow_sid))
 
@@ -517,8 +519,8 @@ class LocalTwilio(LocalSync, LocalServerless):
         published one (test users the latest revision, draft or not)."""
         flow = self.flows[flow_sid]
         revision = {"revision": len(flow["revisions"]) + 1, "status": status, "definition": definition,
-                    "commit_message": message, "friendly_name": flow["friendly_name"], "date_created": now(),
-                    "date_updated": now()}
+                    "commit_message": message, "friendly_name": flow["friendly_name"], "date_created": self._now(),
+                    "date_updated": self._now()}
         flow["revisions"].append(revision)
         flow.update({key: revision[key] for key in ("revision", "status", "definition", "commit_message")},
                     date_updated=revision["date_updated"])
@@ -657,7 +659,7 @@ class LocalTwilio(LocalSync, LocalServerless):
         for step in result.steps:
             if step.dial and dial_status in ("completed", "answered"):
                 context["widgets"][step.widget]["DialCallDuration"] = str(duration)
-        moment = (when or now()).replace(microsecond=0)
+        moment = (when or self._now()).replace(microsecond=0)
         execution_sid = sid("FN", self._ids)
         steps = []
         nexts = result.next_widgets + [None] * (len(result.steps) - len(result.next_widgets))
@@ -762,7 +764,7 @@ class LocalTwilio(LocalSync, LocalServerless):
             "sid": trigger_sid, "callback_url": form["CallbackUrl"], "callback_method": form.get("CallbackMethod", "POST"),
             "trigger_value": form["TriggerValue"], "usage_category": form["UsageCategory"],
             "trigger_by": form.get("TriggerBy", "usage"), "recurring": form.get("Recurring", "alltime"),
-            "friendly_name": form.get("FriendlyName", ""), "date_created": now(), "date_updated": now()}
+            "friendly_name": form.get("FriendlyName", ""), "date_created": self._now(), "date_updated": self._now()}
         return self._json(201, self._trigger(self.usage_triggers[trigger_sid]))
 
     def _fetch_trigger(self, request, form, trigger_sid) -> Response:
@@ -778,7 +780,7 @@ class LocalTwilio(LocalSync, LocalServerless):
                               ("FriendlyName", "friendly_name")):
             if form_key in form:
                 trigger[key] = form[form_key]
-        trigger["date_updated"] = now()
+        trigger["date_updated"] = self._now()
         return self._json(200, self._trigger(trigger))
 
     def _delete_trigger(self, request, form, trigger_sid) -> Response:
@@ -890,7 +892,7 @@ class LocalTwilio(LocalSync, LocalServerless):
             "sid": number_sid, "phone_number": phone_number, "friendly_name": form.get("FriendlyName", phone_number),
             "voice_url": form.get("voice_url", "https://demo.twilio.com/welcome/voice/"), "voice_method": "POST",
             "voice_application_sid": form.get("voice_application_sid"), "trunk_sid": form.get("trunk_sid"),
-            "date_created": now(), "date_updated": now()}
+            "date_created": self._now(), "date_updated": self._now()}
         return self.numbers[number_sid]
 
     def _fetch_number(self, request, form, number_sid) -> Response:
@@ -907,7 +909,7 @@ class LocalTwilio(LocalSync, LocalServerless):
         for form_key, key in fields.items():
             if form_key in form:
                 number[key] = form[form_key] or None
-        number["date_updated"] = now()
+        number["date_updated"] = self._now()
         return self._json(200, self._number(number))
 
     def _release_number(self, request, form, number_sid) -> Response:
