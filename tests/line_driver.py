@@ -5,6 +5,7 @@ Service skipped; a failed step leaves the state as it was), for tests that need 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from callmask.function import pin_function
@@ -39,6 +40,12 @@ ORDER = ("permissions", *FUNCTION_PARTS, "flow", "number", "binding", "alert")
 # What goes with what when that is deleted (`deleted_with`): the Serverless Service's children, the Sync Map.
 DELETED_WITH = {**{key: "service" for key in ("environment", "function", "version", "build", "variables",
                                               "deployment")}, "sync_map": "sync_service"}
+# Told the index of each step of a command before it is taken (`start` resumes a command at one).
+BeforeStep = Callable[[int], None]
+
+
+def no_hook(_: int) -> None:
+    pass
 
 
 class Line:
@@ -127,12 +134,17 @@ class Line:
                      and (key != "permissions" or self.dialing_permissions != "off")
                      and (key not in FUNCTION_PARTS or self.pin_check == "function"))
 
-    def up(self) -> None:
+    def up(self, start: int = 0, before_step: BeforeStep = no_hook) -> None:
         """Creates and updates in order, then what was replaced or is no longer declared is deleted, as
-        the engine does it (a Service's children go with it)."""
-        self.replaced: list[tuple[str, str, dict[str, Any]]] = []
-        for key in self.keys():
+        the engine does it (a Service's children go with it). Step i < len(keys) applies the i-th key; the
+        last step deletes."""
+        if start == 0:
+            self.replaced: list[tuple[str, str, dict[str, Any]]] = []
+        keys = self.keys()
+        for index, key in enumerate(keys[start:], start):
+            before_step(index)
             self.apply(key, self.inputs(key))
+        before_step(len(keys))
         removed = [key for key in reversed(ORDER) if key in self.state and key not in self.keys()]
         for key, id_, outs in [*self.replaced, *((key, *self.state[key]) for key in removed)]:
             if DELETED_WITH.get(key) not in removed:  # else deleted with its Service
@@ -159,8 +171,9 @@ class Line:
         elif diff.changes:
             self.state[key] = (id_, provider.update(id_, olds, checked.inputs).outs)
 
-    def refresh(self) -> None:
-        for key in ORDER:
+    def refresh(self, start: int = 0, before_step: BeforeStep = no_hook) -> None:
+        for index, key in enumerate(ORDER[start:], start):
+            before_step(index)
             if key in self.state:
                 id_, outs = self.state[key]
                 read = self.providers[key].read(id_, outs)
@@ -169,8 +182,9 @@ class Line:
                 else:
                     del self.state[key]
 
-    def destroy(self) -> None:
-        for key in reversed(ORDER):
+    def destroy(self, start: int = 0, before_step: BeforeStep = no_hook) -> None:
+        for index, key in enumerate(ORDER[::-1][start:], start):
+            before_step(index)
             if key not in self.state:
                 continue
             id_, outs = self.state[key]

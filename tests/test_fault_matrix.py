@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import pickle
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
@@ -46,7 +48,7 @@ from callmask.local.twilio import (
 from callmask.twilio.twilio_api import TIMEOUT_VARIABLE
 from conftest import FAULT_MATRIX_PROPERTY, TEST_PINS
 from flow_fixtures import FAST_KDF
-from line_driver import Line
+from line_driver import BeforeStep, Line, no_hook
 
 # The client's timeout: a held request costs exactly this (the fake holds it until the client gives up).
 # Far above what the fake takes to answer (a few milliseconds), so only the held requests time out.
@@ -179,8 +181,8 @@ def assert_function_serves_the_pins(fake: LocalTwilio, line: Line) -> None:
 
 
 
-def run(line: Line, command: str) -> None:
-    {"refresh": line.refresh, "destroy": line.destroy}.get(command, line.up)()
+def run(line: Line, command: str, start: int = 0, before_step: BeforeStep = no_hook) -> None:
+    {"refresh": line.refresh, "destroy": line.destroy}.get(command, line.up)(start, before_step)
 
 
 def published_definition(fake: LocalTwilio, line: Line) -> dict | None:
@@ -188,25 +190,44 @@ def published_definition(fake: LocalTwilio, line: Line) -> dict | None:
     return fake.published_revision(flow_sid)["definition"] if flow_sid in fake.flows else None
 
 
-CALLS: dict[tuple[str, str], list[tuple[str, str]]] = {}
+@dataclass
+class Listing:
+    """A command run without a fault: its Twilio calls, and the account and line as each of its steps
+    began (the calls made before the step, the step, the account, the line), from which a case resumes it."""
+    calls: list[tuple[str, str]]
+    steps: list[tuple[int, int, bytes, Line]]
+    callers_had: dict | None  # the definition the callers had before the command
+
+    def resumed_before(self, call_index: int) -> tuple[int, int, bytes, Line]:
+        """The last step to begin before the call is made: up to there the command is the fault-free run."""
+        return max((step for step in self.steps if step[0] <= call_index), key=lambda step: step[1])
 
 
-def calls_of(fake: LocalTwilio, stack: str, command: str) -> list[tuple[str, str]]:
-    """The command's Twilio calls without a fault: listed once per stack and command on each worker (every
-    case starts from the same prepared account, so the same SIDs), shared by the eleven faults' tests."""
-    if (stack, command) not in CALLS:
-        CALLS[stack, command] = fault_free_calls(fake, stack, command)
-    return CALLS[stack, command]
+LISTINGS: dict[tuple[str, str], Listing] = {}
 
 
-def fault_free_calls(fake: LocalTwilio, stack: str, command: str) -> list[tuple[str, str]]:
+def listing_of(fake: LocalTwilio, stack: str, command: str) -> Listing:
+    """Listed once per stack and command on each worker (every case starts from the same prepared account,
+    so the same SIDs), shared by the eleven faults' tests."""
+    if (stack, command) not in LISTINGS:
+        LISTINGS[stack, command] = fault_free_listing(fake, stack, command)
+    return LISTINGS[stack, command]
+
+
+def fault_free_listing(fake: LocalTwilio, stack: str, command: str) -> Listing:
     line = prepared(fake, stack, command)
+    callers_had = published_definition(fake, line)
     before = len(fake.calls)
+    steps: list[tuple[int, int, bytes, Line]] = []
+
+    def step_begins(step: int) -> None:
+        steps.append((len(fake.calls) - before, step, fake.snapshot(), copied(line)))
+
     with pytest.MonkeyPatch.context() as patch:  # the list of calls is never cut short by a busy machine
         patch.setenv(TIMEOUT_VARIABLE, "5")
-        run(line, command)
+        run(line, command, before_step=step_begins)
     assert not fake.spec_violations, fake.spec_violations
-    return [(call.method, call.path) for call in fake.calls[before:]]
+    return Listing([(call.method, call.path) for call in fake.calls[before:]], steps, callers_had)
 
 
 def assert_one_clean_line(error: Exception) -> None:
@@ -217,16 +238,17 @@ def assert_one_clean_line(error: Exception) -> None:
         assert secret not in text
 
 
-def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls: list[tuple[str, str]],
-             fault: str, mode: str) -> str:
-    line = prepared(fake, stack, command)
-    callers_had = published_definition(fake, line)
-    method, path = calls[call_index]
-    earlier = calls[:call_index].count((method, path))
+def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listing: Listing, fault: str,
+             mode: str) -> str:
+    made, step, account, line = listing.resumed_before(call_index)
+    fake.restore(account)
+    line = copied(line)
+    method, path = listing.calls[call_index]
+    earlier = listing.calls[made:call_index].count((method, path))
     fake.fail(method, "^" + re.escape(path) + "$", skip=earlier, times=MODES[mode], **FAULTS[fault])
     outcome = "ok"
     try:
-        run(line, command)
+        run(line, command, start=step)
     except Exception as error:  # every failure must be a clean line; which one is the point of the test
         assert_one_clean_line(error)
         outcome = "err"
@@ -234,7 +256,7 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, calls
     fake.faults.clear()
     reached = state_reached(fake, stack, command, line)
     if reached not in RECOVERED:
-        recover(fake, stack, command, line, callers_had)
+        recover(fake, stack, command, line, listing.callers_had)
         RECOVERED.add(reached)
     return outcome
 
@@ -267,9 +289,14 @@ RECOVERED: set[bytes] = set()
 
 
 def state_reached(fake: LocalTwilio, stack: str, command: str, line: Line) -> bytes:
-    """All the rest of a case depends on: the stack and command, the account, and the line with its state."""
+    """All the rest of a case depends on: the stack and command, the account, and the line with its state.
+    Pickled without a memo, so equal values give equal bytes whichever objects they share."""
     line_now = {name: value for name, value in vars(line).items() if name != "providers"}
-    return hashlib.blake2b(pickle.dumps((stack, command, fake.snapshot(), line_now))).digest()
+    written = io.BytesIO()
+    pickler = pickle.Pickler(written)
+    pickler.fast = True
+    pickler.dump((stack, command, pickle.loads(fake.snapshot()), line_now))
+    return hashlib.blake2b(written.getvalue()).digest()
 
 
 def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
@@ -299,7 +326,8 @@ def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
                          + [("prod", command) for command in STAGED_COMMANDS]
                          + [(FUNCTION_STACK, command) for command in FUNCTION_COMMANDS])
 def test_every_call_and_fault_recovers_to_the_same_end(account, record_property, stack, command, fault):
-    calls = calls_of(account, stack, command)
+    listing = listing_of(account, stack, command)
+    calls = listing.calls
     assert calls, f"{command} makes Twilio calls"
     cells = []
     for index, (method, path) in enumerate(calls):
@@ -309,7 +337,7 @@ def test_every_call_and_fault_recovers_to_the_same_end(account, record_property,
         outcomes = []
         for mode in MODES:
             try:
-                outcomes.append(one_case(account, stack, command, index, calls, fault, mode))
+                outcomes.append(one_case(account, stack, command, index, listing, fault, mode))
             except AssertionError as failure:
                 raise AssertionError(f"{stack} {command}, {method} {path}, {fault} at {mode} attempt: "
                                      f"{failure}") from None
@@ -324,26 +352,32 @@ def shorten(path: str) -> str:
 
 
 def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
-    """The premise of proving recovery once per state: a faulted run repeated from the same account leaves
-    an equal state, from which the rest of the case makes the same calls and ends in an equal account; and a
-    fault that acted (its answer cut) leaves a state other than one refused before acting."""
+    """The premises of the matrix's shortcuts: the fault-free steps of a command resumed from where the
+    fault-free run began them leave what running the whole command leaves, and from equal states the rest
+    of a case makes the same calls and ends in an equal account; a fault that acted (its answer cut) leaves
+    another state than one refused before acting."""
     stack, command = FUNCTION_STACK, "up-create"
-    calls = calls_of(account, stack, command)
-    index = calls.index(("POST", next(path for method, path in calls if method == "POST" and "/Keys" in path)))
+    listing = listing_of(account, stack, command)
+    index = listing.calls.index(next(call for call in listing.calls if call[0] == "POST" and "/Keys" in call[1]))
+    method, path = listing.calls[index]
 
-    def faulted(fault: str) -> tuple[bytes, list, bytes]:
-        line = prepared(account, stack, command)
-        callers_had = published_definition(account, line)
-        account.fail("POST", "^" + re.escape(calls[index][1]) + "$", **FAULTS[fault])
+    def faulted(fault: str, resumed: bool) -> tuple[bytes, list, bytes]:
+        made, step, snapshot, line = listing.resumed_before(index) if resumed else (0, 0, None, None)
+        line = copied(line) if resumed else prepared(account, stack, command)
+        if resumed:
+            account.restore(snapshot)
+        account.fail(method, "^" + re.escape(path) + "$", skip=listing.calls[made:index].count((method, path)),
+                     **FAULTS[fault])
         with pytest.raises(ProviderError):
-            run(line, command)
+            run(line, command, start=step)
         account.faults.clear()
         reached = state_reached(account, stack, command, line)
         before = len(account.calls)
-        recover(account, stack, command, line, callers_had)
+        recover(account, stack, command, line, listing.callers_had)
         return reached, account.calls[before:], account.snapshot()
 
-    first, again, refused = faulted("reset-after"), faulted("reset-after"), faulted("500")
-    assert first[0] == again[0], "the same fault from the same account left states that differ"
-    assert first[1] == again[1] and first[2] == again[2], "equal states, yet the rest of the case went otherwise"
-    assert refused[0] != first[0], "a key created and a key refused left states that compare equal"
+    whole, resumed, refused = faulted("reset-after", False), faulted("reset-after", True), faulted("500", True)
+    assert listing.resumed_before(index)[0] > 0, "the case resumes after the command's first steps"
+    assert whole[0] == resumed[0], "the command resumed left another state than the whole command"
+    assert whole[1] == resumed[1] and whole[2] == resumed[2], "equal states, yet the rest of the case went otherwise"
+    assert refused[0] != whole[0], "a key created and a key refused left states that compare equal"
