@@ -7,16 +7,20 @@ twice (the second must not write) and `destroy`. Whatever happened, the end must
 number held at a time, a number released only when the stack says so, no flow left behind, the number's voice
 settings as they were, and every failure told in one line without a secret.
 
-Many faults leave the same account and state behind (a refused write and a write cut before Twilio acted
-leave what was there). What follows the faulted run depends on nothing else, so recovery is proven once per
-state a worker meets, as a model checker visits each state once: every case runs its fault and gets its
-outcome; a case that reaches a state already proven to recover stops there. The accounts' clock stands still,
-so equal states are equal to the byte.
+Two shortcuts keep that cheap, both resting on one premise that a test checks (what a command does depends
+only on the account and the line's state it starts from; the accounts' clock stands still, so equal states
+are equal to the byte):
+- a case resumes its command at the step that makes the faulted call, from the account and line as the
+  fault-free run began that step: the steps before it are that run's, and only the steps from the fault on
+  run again;
+- many faults leave the same state behind (a refused write and a write cut before Twilio acted leave what
+  was there), so recovery is proven once per state the run meets, as a model checker visits each state once:
+  every case runs its fault and gets its outcome, and one that reaches a state already proven stops there.
 
 The providers are driven as the engine drives them (tests/line_driver.py); the real engine's lifecycle is
 tests/test_engine_lifecycle.py. The matrix is printed at the end of the test run. One test is one fault of one
 command on one stack, every call and both attempt modes, so parallel workers share the matrix evenly; each
-case starts from a new account on the worker's fake.
+case starts from a new account on the worker's fake, and the workers share the states proven.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import copy
 import hashlib
 import io
 import json
+import os
 import pickle
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from callmask.function import pin_function
@@ -239,7 +245,7 @@ def assert_one_clean_line(error: Exception) -> None:
 
 
 def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listing: Listing, fault: str,
-             mode: str) -> str:
+             mode: str, recovered: Path) -> str:
     made, step, account, line = listing.resumed_before(call_index)
     fake.restore(account)
     line = copied(line)
@@ -254,10 +260,10 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listi
         outcome = "err"
     fake.settle()
     fake.faults.clear()
-    reached = state_reached(fake, stack, command, line)
-    if reached not in RECOVERED:
+    proof = recovered / state_reached(fake, stack, command, line)
+    if not proof.exists():
         recover(fake, stack, command, line, listing.callers_had)
-        RECOVERED.add(reached)
+        proof.touch()
     return outcome
 
 
@@ -283,12 +289,19 @@ def recover(fake: LocalTwilio, stack: str, command: str, line: Line, callers_had
     assert not fake.spec_violations, fake.spec_violations
 
 
-# The states after a faulted run from which the rest of a case (re-run, up, up, destroy, the end state) has
-# passed on this worker.
-RECOVERED: set[bytes] = set()
+@pytest.fixture(scope="session")
+def recovered(tmp_path_factory) -> Path:
+    """Where the states after a faulted run from which the rest of a case (re-run, up, up, destroy, the end
+    state) has passed are noted, one empty file each: in this run's temporary folder, shared by its workers."""
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent  # each worker's folder is inside the run's
+    folder = run_folder / "recovered-states"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
-def state_reached(fake: LocalTwilio, stack: str, command: str, line: Line) -> bytes:
+def state_reached(fake: LocalTwilio, stack: str, command: str, line: Line) -> str:
     """All the rest of a case depends on: the stack and command, the account, and the line with its state.
     Pickled without a memo, so equal values give equal bytes whichever objects they share."""
     line_now = {name: value for name, value in vars(line).items() if name != "providers"}
@@ -296,7 +309,7 @@ def state_reached(fake: LocalTwilio, stack: str, command: str, line: Line) -> by
     pickler = pickle.Pickler(written)
     pickler.fast = True
     pickler.dump((stack, command, pickle.loads(fake.snapshot()), line_now))
-    return hashlib.blake2b(written.getvalue()).digest()
+    return hashlib.blake2b(written.getvalue()).hexdigest()
 
 
 def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
@@ -325,7 +338,7 @@ def assert_end_state(fake: LocalTwilio, stack: str, line: Line) -> None:
 @pytest.mark.parametrize("stack, command", [(stack, command) for stack in STACKS for command in COMMANDS]
                          + [("prod", command) for command in STAGED_COMMANDS]
                          + [(FUNCTION_STACK, command) for command in FUNCTION_COMMANDS])
-def test_every_call_and_fault_recovers_to_the_same_end(account, record_property, stack, command, fault):
+def test_every_call_and_fault_recovers_to_the_same_end(account, recovered, record_property, stack, command, fault):
     listing = listing_of(account, stack, command)
     calls = listing.calls
     assert calls, f"{command} makes Twilio calls"
@@ -337,7 +350,7 @@ def test_every_call_and_fault_recovers_to_the_same_end(account, record_property,
         outcomes = []
         for mode in MODES:
             try:
-                outcomes.append(one_case(account, stack, command, index, listing, fault, mode))
+                outcomes.append(one_case(account, stack, command, index, listing, fault, mode, recovered))
             except AssertionError as failure:
                 raise AssertionError(f"{stack} {command}, {method} {path}, {fault} at {mode} attempt: "
                                      f"{failure}") from None
@@ -361,7 +374,7 @@ def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
     index = listing.calls.index(next(call for call in listing.calls if call[0] == "POST" and "/Keys" in call[1]))
     method, path = listing.calls[index]
 
-    def faulted(fault: str, resumed: bool) -> tuple[bytes, list, bytes]:
+    def faulted(fault: str, resumed: bool) -> tuple[str, list, bytes]:
         made, step, snapshot, line = listing.resumed_before(index) if resumed else (0, 0, None, None)
         line = copied(line) if resumed else prepared(account, stack, command)
         if resumed:
