@@ -61,16 +61,29 @@ class DeployedStack:
 
 
 def read_stack(name: str, project_dir: Path = PROJECT_DIR) -> DeployedStack:
-    config = read_config(name, project_dir)
-    outputs = run_pulumi(["stack", "output", "--stack", name, "--json"], project_dir)
-    return DeployedStack(name, config, outputs)
+    """The stack's config and outputs, read by two `pulumi` commands at once (each is a whole CLI start);
+    a failure of the config's read is the one told."""
+    from concurrent.futures import ThreadPoolExecutor  # not for the commands that never read a stack
+
+    reads = (config_read(name), ["stack", "output", "--stack", name, "--json"])
+    with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+        listed, outputs = pool.map(lambda args: run_pulumi(args, project_dir), reads)
+    return DeployedStack(name, config_values(listed), outputs)
 
 
 def read_config(name: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     """Every config key of the stack, secrets decrypted by the `pulumi` CLI (lists and maps as data)."""
+    return config_values(run_pulumi(config_read(name), project_dir))
+
+
+def config_read(name: str) -> list[str]:
+    """The `pulumi` arguments that list the stack's config, secrets decrypted."""
     if not STACK_NAME.fullmatch(name):
         raise StackUnreadable(f"{name!r} is not a stack name: letters, digits, '-', '_' and '.'")
-    listed = run_pulumi(["config", "--stack", name, "--show-secrets", "--json"], project_dir)
+    return ["config", "--stack", name, "--show-secrets", "--json"]
+
+
+def config_values(listed: dict[str, Any]) -> dict[str, Any]:
     return {key: entry.get("objectValue", entry.get("value")) for key, entry in listed.items()}
 
 
