@@ -197,16 +197,24 @@ def published_definition(fake: LocalTwilio, line: Line) -> dict | None:
 
 
 @dataclass
+class Step:
+    """Where a step of a command began in its fault-free run: a case resumes the command there."""
+    calls_made: int  # the command's calls before the step
+    index: int
+    account: bytes
+    line: Line
+
+
+@dataclass
 class Listing:
-    """A command run without a fault: its Twilio calls, and the account and line as each of its steps
-    began (the calls made before the step, the step, the account, the line), from which a case resumes it."""
+    """A command run without a fault: its Twilio calls and where each of its steps began."""
     calls: list[tuple[str, str]]
-    steps: list[tuple[int, int, bytes, Line]]
+    steps: list[Step]
     callers_had: dict | None  # the definition the callers had before the command
 
-    def resumed_before(self, call_index: int) -> tuple[int, int, bytes, Line]:
+    def resumed_before(self, call_index: int) -> Step:
         """The last step to begin before the call is made: up to there the command is the fault-free run."""
-        return max((step for step in self.steps if step[0] <= call_index), key=lambda step: step[1])
+        return [step for step in self.steps if step.calls_made <= call_index][-1]
 
 
 LISTINGS: dict[tuple[str, str], Listing] = {}
@@ -224,10 +232,10 @@ def fault_free_listing(fake: LocalTwilio, stack: str, command: str) -> Listing:
     line = prepared(fake, stack, command)
     callers_had = published_definition(fake, line)
     before = len(fake.calls)
-    steps: list[tuple[int, int, bytes, Line]] = []
+    steps: list[Step] = []
 
-    def step_begins(step: int) -> None:
-        steps.append((len(fake.calls) - before, step, fake.snapshot(), copied(line)))
+    def step_begins(index: int) -> None:
+        steps.append(Step(len(fake.calls) - before, index, fake.snapshot(), copied(line)))
 
     with pytest.MonkeyPatch.context() as patch:  # the list of calls is never cut short by a busy machine
         patch.setenv(TIMEOUT_VARIABLE, "5")
@@ -246,15 +254,15 @@ def assert_one_clean_line(error: Exception) -> None:
 
 def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listing: Listing, fault: str,
              mode: str, recovered: Path) -> str:
-    made, step, account, line = listing.resumed_before(call_index)
-    fake.restore(account)
-    line = copied(line)
+    step = listing.resumed_before(call_index)
+    fake.restore(step.account)
+    line = copied(step.line)
     method, path = listing.calls[call_index]
-    earlier = listing.calls[made:call_index].count((method, path))
+    earlier = listing.calls[step.calls_made:call_index].count((method, path))
     fake.fail(method, "^" + re.escape(path) + "$", skip=earlier, times=MODES[mode], **FAULTS[fault])
     outcome = "ok"
     try:
-        run(line, command, start=step)
+        run(line, command, start=step.index)
     except Exception as error:  # every failure must be a clean line; which one is the point of the test
         assert_one_clean_line(error)
         outcome = "err"
@@ -375,14 +383,17 @@ def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
     method, path = listing.calls[index]
 
     def faulted(fault: str, resumed: bool) -> tuple[str, list, bytes]:
-        made, step, snapshot, line = listing.resumed_before(index) if resumed else (0, 0, None, None)
-        line = copied(line) if resumed else prepared(account, stack, command)
-        if resumed:
-            account.restore(snapshot)
+        step = listing.resumed_before(index) if resumed else None
+        if step:
+            line = copied(step.line)
+            account.restore(step.account)
+        else:
+            line = prepared(account, stack, command)
+        made = step.calls_made if step else 0
         account.fail(method, "^" + re.escape(path) + "$", skip=listing.calls[made:index].count((method, path)),
                      **FAULTS[fault])
         with pytest.raises(ProviderError):
-            run(line, command, start=step)
+            run(line, command, start=step.index if step else 0)
         account.faults.clear()
         reached = state_reached(account, stack, command, line)
         before = len(account.calls)
@@ -390,7 +401,7 @@ def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
         return reached, account.calls[before:], account.snapshot()
 
     whole, resumed, refused = faulted("reset-after", False), faulted("reset-after", True), faulted("500", True)
-    assert listing.resumed_before(index)[0] > 0, "the case resumes after the command's first steps"
+    assert listing.resumed_before(index).calls_made > 0, "the case resumes after the command's first steps"
     assert whole[0] == resumed[0], "the command resumed left another state than the whole command"
     assert whole[1] == resumed[1] and whole[2] == resumed[2], "equal states, yet the rest of the case went otherwise"
     assert refused[0] != whole[0], "a key created and a key refused left states that compare equal"
