@@ -49,10 +49,11 @@ functions/node_modules/.installed: functions/package.json functions/package-lock
 	touch $@
 
 # The Pulumi CLI (built from Pulumi's Go modules, pinned by tools/pulumi/go.sum to the SDK's version),
-# its Python language host and the dynamic-provider plugin; rebuilt only when the pin changes.
+# its Python language host (Go, from the same modules) and the dynamic-provider plugin; rebuilt only when
+# one of them changes.
 tools: $(TOOLS)/.installed
 
-$(TOOLS)/.installed: tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi-language-python \
+$(TOOLS)/.installed: tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi/language-host/main.go \
 		tools/pulumi-resource-pulumi-python tools/engine_watch.py tools/install-pulumi requirements.txt
 	tools/install-pulumi
 	mkdir -p $(TOOLS) && touch $@

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
 import subprocess
 import sys
+from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -19,7 +22,8 @@ from callmask.twilio.twilio_api import BASE_URL_VARIABLE
 from conftest import TEST_PINS
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto, rpc
-from pulumi.runtime.proto import provider_pb2_grpc
+from pulumi.runtime.proto import language_pb2, language_pb2_grpc, provider_pb2_grpc
+from pulumi_cli import TOOLS_BIN, PulumiProject
 from test_providers import flow_props
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 
@@ -132,10 +136,9 @@ def test_provider_errors_reach_the_engine_plainly_without_secrets(host, twilio):
     assert AUTH_TOKEN not in details
 
 
-def test_the_program_and_the_hosts_start_without_what_only_a_twilio_call_needs():
-    """Every preview starts two language hosts, the program and this provider host: none of them loads the
-    Twilio SDK's clients or `requests` before an operation calls Twilio, and the language host not even the
-    Pulumi SDK around the gRPC modules it serves."""
+def test_the_program_and_the_provider_host_start_without_what_only_a_twilio_call_needs():
+    """Every preview starts the program and this provider host: neither loads the Twilio SDK's clients or
+    `requests` before an operation calls Twilio."""
     providers = ", ".join(f"callmask.providers.{name}" for name in (
         "host", "studio_flow", "phone_number", "voice_binding", "serverless", "sync", "api_key", "usage_trigger",
         "dialing_permissions", "pin_salt"))
@@ -143,8 +146,45 @@ def test_the_program_and_the_hosts_start_without_what_only_a_twilio_call_needs()
                "print(sorted(m for m in ('twilio.rest', 'requests', 'phonenumbers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True, cwd=MAIN_DIR)
     assert done.stdout.split() == ["['phonenumbers']"], "the program validates numbers; nothing else is loaded"
-    language_host = Path(__file__).resolve().parents[1] / "tools" / "pulumi-language-python"
-    imports = (f"import runpy, sys; runpy.run_path({str(language_host)!r}, run_name='host'); "
-               "print('pulumi.runtime.proto.language_pb2' in sys.modules, 'pulumi.runtime.resource' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", imports], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == ["True", "False"]
+
+
+def test_the_language_host_serves_the_engine_and_ends_with_it():
+    """The language host `make setup` builds (tools/pulumi/language-host): its port on its first line, the
+    engine's calls answered, and it ends when the engine stops answering or interrupts it."""
+    language_host = TOOLS_BIN / "pulumi-language-python"
+    assert language_host.exists(), "run `make setup`: it builds the language host into .tools/bin"
+    engine = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # an engine with no health service
+    engine_port = engine.add_insecure_port("127.0.0.1:0")
+    engine.start()
+    environment = {**os.environ, "PATH": f"{sys.prefix}/bin{os.pathsep}{os.environ['PATH']}",
+                   "CALLMASK_ENGINE_WATCH_SECONDS": "0.05"}
+    host, watched = (subprocess.Popen([language_host, f"127.0.0.1:{engine_port}"], stdout=subprocess.PIPE,
+                                      text=True, env=environment) for _ in range(2))
+    try:
+        port = int(host.stdout.readline())
+        stub = language_pb2_grpc.LanguageRuntimeStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        assert list(stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest()).packages) == []
+        about = stub.About(language_pb2.AboutRequest())
+        assert Path(about.executable).name == "python3" and about.version == sys.version.split()[0]
+        assert host.poll() is None, "an engine without the health service still counts as alive"
+        host.send_signal(signal.SIGINT)
+        assert host.wait(timeout=10) == 0, "interrupted by the engine, it ends quietly"
+        assert int(watched.stdout.readline()) > 0
+        engine.stop(None).wait()
+        assert watched.wait(timeout=10) == 1, "the engine gone, the host ends"
+    finally:
+        for process in (host, watched):
+            process.kill()
+            process.wait()
+        engine.stop(None)
+
+
+def test_a_stack_with_no_config_runs_its_program(tmp_path):
+    """The engine sends no config for a stack that has none: the language host hands the program an empty
+    map, as Pulumi's own host does."""
+    (tmp_path / "Pulumi.yaml").write_text("name: bare\nruntime:\n  name: python\n  options:\n    toolchain: pip\n")
+    (tmp_path / "__main__.py").write_text("import pulumi\npulumi.export('stack', pulumi.get_stack())\n")
+    project = PulumiProject(tmp_path, {}, copy=False)
+    project.run("stack", "init", "bare")
+    preview = project.run("preview")
+    assert re.search(r"Outputs:\s+stack: \"bare\"", preview.stdout), preview.stdout

@@ -1,7 +1,8 @@
-"""The plugins' watch on the Pulumi engine that started them (the language host, the dynamic provider).
+"""The dynamic-provider plugin's watch on the Pulumi engine that started it.
 
-Pulumi's Go plugins poll the engine's gRPC health service and stop once it stops answering; without that a
-killed `pulumi` leaves its plugins (and the program) running. Installed beside them in .tools/bin.
+Pulumi's Go plugins (and the language host, tools/pulumi/language-host) poll the engine's gRPC health service
+and stop once it stops answering; without that a killed `pulumi` leaves its plugins running. Installed beside
+the plugin in .tools/bin.
 """
 
 from __future__ import annotations
