@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from conftest import configured
 from openapi_core import OpenAPI
 from pulumi.dynamic import Config, ConfigureRequest
 from test_providers import flow_props
-from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, SPEC_DIR, TIMEOUT_BEFORE
+from callmask.local import twilio as local_twilio
+from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LATE, SPEC_DIR, TIMEOUT_BEFORE
 
 pytest_plugins = ["pytester"]
 
@@ -48,6 +50,27 @@ def test_a_held_request_ends_when_the_client_gives_up(twilio, monkeypatch):
         configured(StudioFlowProvider).create(flow_props())
     twilio.settle(seconds=20)  # held at most 60 s: drained only because the client's timeout closed it
     assert twilio.in_flight == 0
+
+
+def test_a_late_request_lands_before_the_clients_next_one_is_answered(twilio, monkeypatch):
+    """Twilio acting on a request after its client gave up: the fake acts on it before it answers that
+    client's next request, however late the thread holding it wakes, so every run of a case sees one order."""
+    gives_up = local_twilio._wait_for_the_client_to_give_up
+
+    def wakes_late(environ, at_most: float) -> None:
+        gives_up(environ, at_most)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(local_twilio, "_wait_for_the_client_to_give_up", wakes_late)
+    twilio.fail("POST", "/v2/Flows$", kind=LATE, held_at_most=60)
+    definition = {"description": "late", "initial_state": "Trigger", "flags": {"allow_concurrent_calls": True},
+                  "states": [{"name": "Trigger", "type": "trigger", "properties": {"offset": {"x": 0, "y": 0}},
+                              "transitions": []}]}
+    with pytest.raises(requests.Timeout):
+        requests.post(f"{twilio.base_url}/v2/Flows", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=0.05,
+                      data={"FriendlyName": "late", "Status": "draft", "Definition": json.dumps(definition)})
+    listed = requests.get(f"{twilio.base_url}/v2/Flows", auth=(ACCOUNT_SID, AUTH_TOKEN), timeout=5).json()
+    assert [flow["friendly_name"] for flow in listed["flows"]] == ["late"]
 
 
 GUARDED_TESTS = '''

@@ -144,9 +144,11 @@ RESET_BEFORE = "reset before acting"
 RESET_AFTER = "reset after acting"
 TIMEOUT_BEFORE = "timeout before acting"   # held until the client gives up, never acted on
 TIMEOUT_AFTER = "timeout after acting"     # acted on, the answer held until the client gives up
-LATE = "acts after the client gave up"     # held until the client gives up, then acted on
+LATE = "acts after the client gave up"     # held until the client gives up, then acted on before the next request
 PAUSED = "paused until released"           # held until the test calls release(), then answered as usual
 HELD = (TIMEOUT_BEFORE, TIMEOUT_AFTER, LATE)
+# The longest any request waits for a late one to land (it lands once its client gives up).
+LANDING_SECONDS = 10.0
 NO_ANSWER = (RESET_BEFORE, RESET_AFTER, *HELD)
 
 
@@ -202,6 +204,7 @@ class LocalTwilio(LocalSync, LocalServerless):
     unserved: list[str] = field(default_factory=list)
     in_flight: int = 0
     paused: int = 0
+    landing: int = 0  # late requests not acted on yet
     log: Callable[[str], None] | None = None  # told each request and each problem (callmask local-twilio)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Condition = field(default_factory=threading.Condition)
@@ -245,13 +248,14 @@ class LocalTwilio(LocalSync, LocalServerless):
         self._stop_functions()
         with self._lock:
             for spec_field in fields(self):
-                if spec_field.name in ("in_flight", "log", "_lock"):
+                if spec_field.name in ("in_flight", "landing", "log", "_lock"):
                     continue
                 default = spec_field.default if spec_field.default_factory is MISSING else spec_field.default_factory()
                 setattr(self, spec_field.name, default)
         return self
 
-    ACCOUNT_FIELDS_SKIPPED = ("in_flight", "paused", "log", "_lock", "_released", "faults", "calls", "_functions")
+    ACCOUNT_FIELDS_SKIPPED = ("in_flight", "paused", "landing", "log", "_lock", "_released", "faults", "calls",
+                              "_functions")
 
     def snapshot(self) -> bytes:
         """The account as it is now (not the requests seen or the faults set), for `restore`: a test that
@@ -347,6 +351,12 @@ class LocalTwilio(LocalSync, LocalServerless):
             message = f"Invalid {violation} (not what Twilio's OpenAPI spec allows)"
             return self._refuse(request, self._error(400, 70002, message))(environ, start_response)
         fault = self._take_fault(request)
+        late = fault is not None and fault.kind == LATE
+        with self._lock:
+            if late:
+                self.landing += 1
+            else:  # a late request lands before the client's next one is answered: one order in every run
+                self._lock.wait_for(lambda: self.landing == 0, timeout=LANDING_SECONDS)
         if fault and fault.kind == ANSWER:
             response = self._error(fault.status, fault.code or fault.status, fault.message,
                                    headers={"Retry-After": fault.retry_after} if fault.retry_after else None)
@@ -363,6 +373,10 @@ class LocalTwilio(LocalSync, LocalServerless):
                 except (KeyError, ValueError) as error:  # allowed by the spec, but not readable (bad JSON)
                     response = self._error(400, 70002, f"The local Twilio cannot read {request.method} "
                                                        f"{request.path}: {type(error).__name__}: {error}")
+                finally:
+                    if late:
+                        self.landing -= 1
+                        self._lock.notify_all()
         self.calls.append(Call(request.method, request.path, response.status_code if response else 0))
         if self.log:
             answer = response.status_code if response else "no answer"
