@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def test_the_language_host_serves_the_engine_and_ends_with_it():
     engine_port = engine.add_insecure_port("127.0.0.1:0")
     engine.start()
     environment = {**os.environ, "PATH": f"{sys.prefix}/bin{os.pathsep}{os.environ['PATH']}",
-                   "CALLMASK_ENGINE_WATCH_SECONDS": "0.05"}
+                   "CALLMASK_ENGINE_WATCH_SECONDS": "0.01"}
     host, watched = (subprocess.Popen([language_host, f"127.0.0.1:{engine_port}"], stdout=subprocess.PIPE,
                                       text=True, env=environment) for _ in range(2))
     try:
@@ -166,6 +167,7 @@ def test_the_language_host_serves_the_engine_and_ends_with_it():
         assert list(stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest()).packages) == []
         about = stub.About(language_pb2.AboutRequest())
         assert Path(about.executable).name == "python3" and about.version == sys.version.split()[0]
+        time.sleep(0.05)  # a few checks of the engine's health
         assert host.poll() is None, "an engine without the health service still counts as alive"
         host.send_signal(signal.SIGINT)
         assert host.wait(timeout=10) == 0, "interrupted by the engine, it ends quietly"
