@@ -28,6 +28,7 @@ from pulumi_cli import REPO, PulumiProject  # noqa: E402
 from test_engine_lifecycle import readme_pin_command  # noqa: E402
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio  # noqa: E402
 
+FLOOR_STEP, DEV_PREVIEW_STEP = "preview, empty Python program", "dev: preview (no change)"
 EMPTY_PROGRAM = {"Pulumi.yaml": "name: floor\nruntime:\n  name: python\n  options:\n    toolchain: pip\n",
                  "__main__.py": "import pulumi\n"}
 
@@ -80,12 +81,12 @@ def deployed_line(stack: str, steps: dict[str, list[tuple[float, int]]]) -> Iter
 
 def preview_beside_the_floor(runs: int) -> dict[str, list[tuple[float, int]]]:
     """A no-op `preview` of dev and one of the empty program, taken in turn, so that both see the same machine."""
-    steps: dict[str, list[tuple[float, int]]] = {"preview, empty Python program": [], "dev: preview (no change)": []}
+    steps: dict[str, list[tuple[float, int]]] = {FLOOR_STEP: [], DEV_PREVIEW_STEP: []}
     never_called = LocalTwilio()  # the empty program calls no Twilio: its count stays at zero
     with empty_program() as floor, deployed_line("dev", steps) as (line, fake):
         for _ in range(runs):
-            steps["preview, empty Python program"].append(timed(floor, never_called, "preview"))
-            steps["dev: preview (no change)"].append(timed(line, fake, "preview"))
+            steps[FLOOR_STEP].append(timed(floor, never_called, "preview"))
+            steps[DEV_PREVIEW_STEP].append(timed(line, fake, "preview"))
     return steps
 
 
@@ -119,8 +120,8 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="also time a build from an empty Go build cache")
     args = parser.parse_args()
     steps = preview_beside_the_floor(args.runs)
-    floor = statistics.median(seconds for seconds, _ in steps.pop("preview, empty Python program"))
-    print(f"{'preview, empty Python program':<34} {floor:6.2f} s median of {args.runs}, taken in turn with dev's")
+    floor = statistics.median(seconds for seconds, _ in steps.pop(FLOOR_STEP))
+    print(f"{FLOOR_STEP:<34} {floor:6.2f} s median of {args.runs}, taken in turn with dev's")
     for name, samples in {**steps, **prod_steps(args.runs)}.items():
         report(name, samples, floor)
     tools_install(args.cold)

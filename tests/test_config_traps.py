@@ -235,6 +235,15 @@ def mangled(node, rng):
     return node
 
 
+def flow_command(capsys, argv: list[str]):
+    """`callmask` run on a flow file: its exit code (argparse's too) and what it printed."""
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse
+        code = exit_.code
+    return code, capsys.readouterr()
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rng=st.randoms(use_true_random=False))
 def test_no_malformed_flow_file_ends_in_a_traceback(capsys, tmp_path_factory, rng):
@@ -246,11 +255,7 @@ def test_no_malformed_flow_file_ends_in_a_traceback(capsys, tmp_path_factory, rn
     for argv in (["validate"], ["diagram"], ["diagram", "--format", "svg"], ["render"],
                  ["simulate", "--press", f"{TEST_PINS[0]}#", "--press", "14155550123#"],
                  ["simulate", "--trigger", "incomingMessage", "--reply", "yes", "--reply", "1"]):
-        try:
-            code = main([*argv, str(path)])
-        except SystemExit as exit_:  # argparse
-            code = exit_.code
-        output = capsys.readouterr()
+        code, output = flow_command(capsys, [*argv, str(path)])
         assert code in (0, 1, 3), (argv, output.err)
         assert "Traceback" not in output.out + output.err
 
@@ -267,6 +272,7 @@ def test_a_deeply_nested_flow_file_is_no_traceback(capsys, tmp_path, depth):
         code = main([*argv, "--pins", "1234", str(path)])
         output = capsys.readouterr()
         assert code in (0, 1) and "Traceback" not in output.err and "1234" not in output.out, argv
+
 
 @pytest.mark.parametrize("where", ["variables", "transitions", "conditions", "states"])
 @pytest.mark.parametrize("junk", [1, "text", {"key": "x"}, True])
@@ -285,13 +291,8 @@ def test_a_list_that_is_no_list_is_no_traceback(capsys, tmp_path, where, junk):
     for argv in (["diagram"], ["diagram", "--format", "svg"], ["validate", "--dial-out"], ["render"], ["diff"],
                  ["simulate", "--press", "1"]):
         paths = [str(path), str(path)] if argv == ["diff"] else [str(path)]
-        try:
-            code = main([*argv, *paths])
-        except SystemExit as exit_:
-            code = exit_.code
-        output = capsys.readouterr()
+        code, output = flow_command(capsys, [*argv, *paths])
         assert code in (0, 1, 3) and "Traceback" not in output.out + output.err, (argv, output.err)
-
 
 
 def test_a_value_nested_thousands_deep_is_one_line(capsys, tmp_path):

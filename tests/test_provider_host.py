@@ -10,7 +10,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from concurrent import futures
 from pathlib import Path
 
@@ -154,28 +154,44 @@ def test_the_language_host_serves_the_engine_and_ends_with_it():
     engine's calls answered, and it ends when the engine stops answering or interrupts it."""
     language_host = TOOLS_BIN / "pulumi-language-python"
     assert language_host.exists(), "run `make setup`: it builds the language host into .tools/bin"
-    engine = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # an engine with no health service
+    health_checks = threading.Semaphore(0)
+
+    def without_health_service(_request, context):
+        health_checks.release()
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "no health service")
+
+    engine = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    engine.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(without_health_service)}),))
     engine_port = engine.add_insecure_port("127.0.0.1:0")
     engine.start()
     environment = {**os.environ, "PATH": f"{sys.prefix}/bin{os.pathsep}{os.environ['PATH']}",
                    "CALLMASK_ENGINE_WATCH_SECONDS": "0.01"}
-    host, watched = (subprocess.Popen([language_host, f"127.0.0.1:{engine_port}"], stdout=subprocess.PIPE,
-                                      text=True, env=environment) for _ in range(2))
+    started: list[subprocess.Popen] = []
+
+    def start_host() -> subprocess.Popen:
+        started.append(subprocess.Popen([language_host, f"127.0.0.1:{engine_port}"], stdout=subprocess.PIPE,
+                                        text=True, env=environment))
+        return started[-1]
+
     try:
+        host = start_host()
         port = int(host.stdout.readline())
         stub = language_pb2_grpc.LanguageRuntimeStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
         assert list(stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest()).packages) == []
         about = stub.About(language_pb2.AboutRequest())
         assert Path(about.executable).name == "python3" and about.version == sys.version.split()[0]
-        time.sleep(0.05)  # a few checks of the engine's health
-        assert host.poll() is None, "an engine without the health service still counts as alive"
+        assert health_checks.acquire(timeout=10) and health_checks.acquire(timeout=10), "the engine is watched"
+        assert host.poll() is None, "checked again after an Unimplemented answer: an engine without the health " \
+                                    "service still counts as alive"
         host.send_signal(signal.SIGINT)
         assert host.wait(timeout=10) == 0, "interrupted by the engine, it ends quietly"
+        watched = start_host()
         assert int(watched.stdout.readline()) > 0
         engine.stop(None).wait()
         assert watched.wait(timeout=10) == 1, "the engine gone, the host ends"
     finally:
-        for process in (host, watched):
+        for process in started:
             process.kill()
             process.wait()
         engine.stop(None)

@@ -240,6 +240,11 @@ class LocalTwilio(LocalSync, LocalServerless):
         self.thread.join()
         self._stop_functions()
 
+    # The server's own fields, which `reset` keeps: the requests in flight, the log, the lock.
+    SERVER_FIELDS = ("in_flight", "landing", "log", "_lock")
+    # What is not the account, kept out of its snapshots: the server's fields and what tests set or saw.
+    ACCOUNT_FIELDS_SKIPPED = (*SERVER_FIELDS, "paused", "_released", "faults", "calls", "_functions")
+
     def reset(self) -> "LocalTwilio":
         """A new account on the same server (one server serves every test of a worker): every field back
         to its default, once no request is in flight."""
@@ -248,23 +253,23 @@ class LocalTwilio(LocalSync, LocalServerless):
         self._stop_functions()
         with self._lock:
             for spec_field in fields(self):
-                if spec_field.name in ("in_flight", "landing", "log", "_lock"):
+                if spec_field.name in self.SERVER_FIELDS:
                     continue
                 default = spec_field.default if spec_field.default_factory is MISSING else spec_field.default_factory()
                 setattr(self, spec_field.name, default)
         return self
 
-    ACCOUNT_FIELDS_SKIPPED = ("in_flight", "paused", "landing", "log", "_lock", "_released", "faults", "calls",
-                              "_functions")
-
-    def snapshot(self) -> bytes:
-        """The account as it is now (not the requests seen or the faults set), for `restore`: a test that
-        starts many cases from one prepared account prepares it once. Pickled: unpickling a copy for each case
-        is five times quicker than deep-copying one."""
+    def account_state(self) -> dict[str, Any]:
+        """The account's fields as they are now (not the requests seen or the faults set), once no request is
+        in flight: the live objects, to pickle or compare before the next request."""
         self.settle()
         with self._lock:
-            return pickle.dumps({f.name: getattr(self, f.name) for f in fields(self)
-                                 if f.name not in self.ACCOUNT_FIELDS_SKIPPED})
+            return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self.ACCOUNT_FIELDS_SKIPPED}
+
+    def snapshot(self) -> bytes:
+        """The account as it is now, for `restore`: a test that starts many cases from one prepared account
+        prepares it once. Pickled: unpickling a copy for each case is five times quicker than deep-copying one."""
+        return pickle.dumps(self.account_state())
 
     def restore(self, snapshot: bytes) -> "LocalTwilio":
         """A new account (as `reset`) holding what the snapshot held."""
