@@ -49,11 +49,11 @@ functions/node_modules/.installed: functions/package.json functions/package-lock
 	touch $@
 
 # The Pulumi CLI (built from Pulumi's Go modules, pinned by tools/pulumi/go.sum to the SDK's version),
-# its Python language host (Go, from the same modules) and the dynamic-provider plugin; rebuilt only when
-# one of them changes.
+# its Python language host and dynamic-provider plugin (Go, from the same modules) and the plugin's Python
+# host; rebuilt only when one of them changes.
 tools: $(TOOLS)/.installed
 
-$(TOOLS)/.installed: tools/pulumi/go.mod tools/pulumi/go.sum tools/pulumi/language-host/main.go \
-		tools/pulumi-resource-pulumi-python tools/engine_watch.py tools/install-pulumi requirements.txt
+$(TOOLS)/.installed: tools/pulumi/go.mod tools/pulumi/go.sum $(wildcard tools/pulumi/*/*.go) \
+		tools/dynamic-provider-host tools/engine_watch.py tools/install-pulumi requirements.txt
 	tools/install-pulumi
 	mkdir -p $(TOOLS) && touch $@

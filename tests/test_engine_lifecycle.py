@@ -90,10 +90,9 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     line.run_line(readme_pin_command())
     # The staged rollout on a prod line that checks its PINs in Studio (function mode:
     # tests/test_pin_function_lifecycle.py).
-    line.run("config", "set", "callmask:pinCheck", "studio")
-    line.run("config", "set", "twilio:accountSid", ACCOUNT_SID)
-    line.run("config", "set", "--secret", "twilio:authToken", AUTH_TOKEN)
-    line.run("config", "set", "--path", "--secret", "callmask:testUsers[0]", TESTER)  # a test user may be secret
+    line.run("config", "set-all", "--path", "--plaintext", "callmask:pinCheck=studio",
+             "--plaintext", f"twilio:accountSid={ACCOUNT_SID}", "--secret", f"twilio:authToken={AUTH_TOKEN}",
+             "--secret", f"callmask:testUsers[0]={TESTER}")  # a test user may be secret
     permissions = callmask(line, "account", "--stack", "prod")  # works before the first up, and reads only
     assert permissions.returncode == 0, permissions.stderr
     assert [row.split()[:3] for row in permissions.stdout.splitlines()[1:4]] == [

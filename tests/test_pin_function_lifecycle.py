@@ -71,11 +71,10 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, a
     owned = fake.own_number(PROD_NUMBER, voice_url="https://voice.example.com/previous")
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     line.run("stack", "init", "prod")
-    line.run("config", "set", "--path", "--secret", "callmask:pins.alice", ALICE)
-    line.run("config", "set", "--path", "--secret", "callmask:pins.bob", BOB)
-    line.run("config", "set", "--path", "--secret", "callmask:testUsers[0]", TESTER)
     alert_url, alerted = alerts
-    line.run("config", "set", "--path", "--secret", "callmask:pinGuard.alertUrl", alert_url)
+    line.run("config", "set-all", "--path", "--secret", f"callmask:pins.alice={ALICE}", "--secret",
+             f"callmask:pins.bob={BOB}", "--secret", f"callmask:testUsers[0]={TESTER}",
+             "--secret", f"callmask:pinGuard.alertUrl={alert_url}")
 
     # preview: the Function's resources, its readable settings and labels, the PINs and salt [secret]
     preview = line.run("preview", "--diff")

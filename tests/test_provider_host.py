@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import threading
 from concurrent import futures
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -21,6 +23,7 @@ from callmask.providers.studio_flow import StudioFlowProvider
 from callmask.providers.voice_binding import VoiceBindingProvider
 from callmask.twilio.twilio_api import BASE_URL_VARIABLE
 from conftest import TEST_PINS
+from google.protobuf import struct_pb2
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import proto, rpc
 from pulumi.runtime.proto import language_pb2, language_pb2_grpc, provider_pb2_grpc
@@ -39,12 +42,19 @@ def plain(message) -> dict:
     return rpc.deserialize_properties(message)
 
 
+def provider_environment(base_url: str) -> dict[str, str]:
+    """The engine's environment for the plugin: the project's python3 first on PATH, no Twilio credentials
+    (they come through Configure)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
+    return {**env, "PATH": f"{sys.prefix}/bin{os.pathsep}{env['PATH']}", BASE_URL_VARIABLE: base_url,
+            "PULUMI_PROJECT": "callmask"}
+
+
 class Host:
-    def __init__(self, base_url: str):
-        env = {key: value for key, value in os.environ.items() if not key.startswith("TWILIO_")}
-        env.update({BASE_URL_VARIABLE: base_url, "PULUMI_PROJECT": "callmask"})
-        self.process = subprocess.Popen([sys.executable, "-m", "callmask.providers.host"], cwd=MAIN_DIR, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, base_url: str, command: tuple[str, ...] = (sys.executable, "-m", "callmask.providers.host")):
+        self.process = subprocess.Popen(command, cwd=MAIN_DIR, env=provider_environment(base_url),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        start_new_session=True)  # its own process group, as the engine starts it
         port = self.process.stdout.readline().strip()
         assert port.isdigit(), self.process.stderr.read()
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -149,52 +159,158 @@ def test_the_program_and_the_provider_host_start_without_what_only_a_twilio_call
     assert done.stdout.split() == ["['phonenumbers']"], "the program validates numbers; nothing else is loaded"
 
 
-def test_the_language_host_serves_the_engine_and_ends_with_it():
-    """The language host `make setup` builds (tools/pulumi/language-host): its port on its first line, the
-    engine's calls answered, and it ends when the engine stops answering or interrupts it."""
-    language_host = TOOLS_BIN / "pulumi-language-python"
-    assert language_host.exists(), "run `make setup`: it builds the language host into .tools/bin"
+@dataclass
+class Engine:
+    """A stand-in for the engine as its plugins see it: its address, and a health service that answers
+    Unimplemented (an engine without one still counts as alive), counting the checks."""
+    address: str
+    health_checks: threading.Semaphore
+    server: grpc.Server
+
+
+@pytest.fixture
+def engine():
     health_checks = threading.Semaphore(0)
 
     def without_health_service(_request, context):
         health_checks.release()
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "no health service")
 
-    engine = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    engine.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
         "Check": grpc.unary_unary_rpc_method_handler(without_health_service)}),))
-    engine_port = engine.add_insecure_port("127.0.0.1:0")
-    engine.start()
-    environment = {**os.environ, "PATH": f"{sys.prefix}/bin{os.pathsep}{os.environ['PATH']}",
-                   "CALLMASK_ENGINE_WATCH_SECONDS": "0.01"}
-    started: list[subprocess.Popen] = []
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield Engine(f"127.0.0.1:{port}", health_checks, server)
+    server.stop(None)
 
-    def start_host() -> subprocess.Popen:
-        started.append(subprocess.Popen([language_host, f"127.0.0.1:{engine_port}"], stdout=subprocess.PIPE,
-                                        text=True, env=environment))
-        return started[-1]
 
+class LanguageHost:
+    """The language host `make setup` builds (tools/pulumi/language-host), started as the engine starts it:
+    in a process group of its own, with the engine's address."""
+
+    def __init__(self, engine_address: str):
+        path = TOOLS_BIN / "pulumi-language-python"
+        assert path.exists(), "run `make setup`: it builds the language host into .tools/bin"
+        environment = {key: value for key, value in os.environ.items() if key != BASE_URL_VARIABLE}
+        environment.update({"PATH": f"{sys.prefix}/bin{os.pathsep}{os.environ['PATH']}",
+                            "CALLMASK_ENGINE_WATCH_SECONDS": "0.01"})
+        self.process = subprocess.Popen([path, engine_address], stdout=subprocess.PIPE, text=True, env=environment,
+                                        start_new_session=True)
+        self.stub = language_pb2_grpc.LanguageRuntimeStub(
+            grpc.insecure_channel(f"127.0.0.1:{int(self.process.stdout.readline())}"))
+
+    def run_nothing(self, folder: Path, warm: bool) -> language_pb2.RunResponse:
+        """Run with no engine to register with (the program fails at once), with the project option or without."""
+        options = struct_pb2.Struct()
+        options.update({"toolchain": "pip", **({"warmProviderHost": True} if warm else {})})
+        return self.stub.Run(language_pb2.RunRequest(
+            project="callmask", stack="dev", pwd=str(folder), monitor_address="127.0.0.1:1",
+            info=language_pb2.ProgramInfo(root_directory=str(folder), program_directory=str(folder), entry_point=".",
+                                        options=options)))
+
+    def stop(self) -> int:
+        os.killpg(self.process.pid, signal.SIGINT)  # as the engine stops its plugins
+        return self.process.wait(timeout=10)
+
+
+def warm_hosts(engine_address: str) -> dict[int, str]:
+    """The warm provider hosts started for the engine at `engine_address`: pid -> socket (their command lines)."""
+    hosts = {}
+    for process in Path("/proc").iterdir():
+        try:
+            words = (process / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, ValueError):
+            continue
+        if "--warm" in words and engine_address in words:
+            hosts[int(process.name)] = words[words.index("--warm") + 1]
+    return hosts
+
+
+def wait_for_exit(pid: int) -> None:
     try:
-        host = start_host()
-        port = int(host.stdout.readline())
-        stub = language_pb2_grpc.LanguageRuntimeStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
-        assert list(stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest()).packages) == []
-        about = stub.About(language_pb2.AboutRequest())
-        assert Path(about.executable).name == "python3" and about.version == sys.version.split()[0]
-        assert health_checks.acquire(timeout=10) and health_checks.acquire(timeout=10), "the engine is watched"
-        assert host.poll() is None, "checked again after an Unimplemented answer: an engine without the health " \
-                                    "service still counts as alive"
-        host.send_signal(signal.SIGINT)
-        assert host.wait(timeout=10) == 0, "interrupted by the engine, it ends quietly"
-        watched = start_host()
-        assert int(watched.stdout.readline()) > 0
-        engine.stop(None).wait()
-        assert watched.wait(timeout=10) == 1, "the engine gone, the host ends"
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        assert select.select([handle], [], [], 10)[0], f"process {pid} is still running"
     finally:
-        for process in started:
-            process.kill()
-            process.wait()
-        engine.stop(None)
+        os.close(handle)
+
+
+def executable(pid: int) -> str:
+    return Path(f"/proc/{pid}/exe").resolve().name
+
+
+def test_the_language_host_serves_the_engine_and_ends_with_it(engine):
+    """Its port on its first line, the engine's calls answered, and it ends when the engine stops answering
+    or interrupts it."""
+    started: list[LanguageHost] = []
+    try:
+        started.append(host := LanguageHost(engine.address))
+        assert list(host.stub.GetRequiredPackages(language_pb2.GetRequiredPackagesRequest()).packages) == []
+        about = host.stub.About(language_pb2.AboutRequest())
+        assert Path(about.executable).name == "python3" and about.version == sys.version.split()[0]
+        assert engine.health_checks.acquire(timeout=10) and engine.health_checks.acquire(timeout=10), \
+            "the engine is watched"
+        assert host.process.poll() is None, "checked again after an Unimplemented answer: an engine without the " \
+                                            "health service still counts as alive"
+        assert host.stop() == 0, "interrupted by the engine, it ends quietly"
+        started.append(watched := LanguageHost(engine.address))
+        engine.server.stop(None).wait()
+        assert watched.process.wait(timeout=10) == 1, "the engine gone, the host ends"
+    finally:
+        for host in started:
+            host.process.kill()
+            host.process.wait()
+
+
+def test_the_plugin_claims_the_provider_host_started_beside_the_program(engine, twilio, tmp_path):
+    """With `warmProviderHost` (Pulumi.yaml), the language host starts the dynamic-provider host as it starts
+    the program; the plugin the engine starts claims it, and it serves as the plugin would itself: in the
+    plugin's folder, with its environment (here the local Twilio's address, which the language host lacks),
+    its port on the plugin's output. Stopped as the engine stops it, the plugin takes the host with it; a
+    second plugin finds none to claim and starts its own."""
+    language_host = LanguageHost(engine.address)
+    plugin = cold = None
+    try:
+        assert language_host.run_nothing(tmp_path, warm=False).error and warm_hosts(engine.address) == {}, \
+            "without the option, no host is started"
+        assert language_host.run_nothing(tmp_path, warm=True).error
+        ((warm_pid, socket_path),) = warm_hosts(engine.address).items()
+        plugin = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
+        assert executable(plugin.process.pid) == "pulumi-resource-pulumi-python" and not Path(socket_path).exists()
+        assert Path(f"/proc/{warm_pid}/cwd").resolve() == MAIN_DIR
+        plugin.stub.Configure(proto.ConfigureRequest(
+            args=struct({"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN})))
+        flow_urn, news = urn("StudioFlow"), with_provider(StudioFlowProvider(), flow_props())
+        created = plugin.stub.Create(proto.CreateRequest(urn=flow_urn, properties=struct(news)))
+        assert created.id in twilio.flows
+
+        cold = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
+        assert executable(cold.process.pid).startswith("python"), "no host left to claim: the plugin became one"
+        os.killpg(plugin.process.pid, signal.SIGINT)
+        assert plugin.process.wait(timeout=10) == 0
+        wait_for_exit(warm_pid)
+    finally:
+        for host in (plugin, cold):
+            if host:
+                assert AUTH_TOKEN not in host.close()
+        language_host.process.kill()
+
+
+def test_a_provider_host_no_plugin_claims_ends_with_the_language_host_and_removes_its_socket(engine, tmp_path):
+    language_host = LanguageHost(engine.address)
+    try:
+        language_host.run_nothing(tmp_path, warm=True)
+        language_host.run_nothing(tmp_path, warm=True)
+        ((warm_pid, socket_path),) = warm_hosts(engine.address).items()  # one for the host's life, not per run
+        assert Path(socket_path).is_socket() and Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
+        assert language_host.stop() == 0
+        wait_for_exit(warm_pid)
+        assert not Path(socket_path).exists()
+    finally:
+        language_host.process.kill()
 
 
 def test_a_stack_with_no_config_runs_its_program(tmp_path):

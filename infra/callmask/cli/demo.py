@@ -48,12 +48,13 @@ STOP_SECONDS = 10
 
 
 def copy_project(target: Path, names: tuple[str, ...] = PROJECT_FILES) -> None:
-    """The project's files a `pulumi` run needs, copied into `target` (the demo's and the tests' projects)."""
+    """The project's files a `pulumi` run needs, copied into `target` (the demo's and the tests' projects),
+    with the compiled Python beside them (valid there too: the copies keep their times)."""
     target.mkdir(parents=True, exist_ok=True)
     for name in names:
         source = PROJECT_DIR / name
         if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("node_modules"))
         else:
             shutil.copy2(source, target / name)
 

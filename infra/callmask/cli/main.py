@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib.metadata import version as package_version
 from pathlib import Path
 
 from callmask.cli import flow_commands, stack_commands
@@ -21,6 +20,21 @@ from callmask.operations.deployed_stack import StackUnreadable
 from callmask.studio import call_simulation
 from callmask.studio.call_transcript import TRIGGER_TEXT
 from callmask.studio.flow_template import TemplateError
+
+
+class PackageVersion(argparse.Action):
+    """--version: the installed package's version, read only when asked for (loading importlib.metadata
+    would add some 40 ms to every command)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **_):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show the program's version number and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import version
+
+        print(f"callmask {version('callmask')}")
+        parser.exit()
 
 
 def project_dir_of(start: Path) -> Path:
@@ -40,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--project-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
     top = argparse.ArgumentParser(prog="callmask", description=" ".join(__doc__.split("\n\n")[0].split()))
-    top.add_argument("--version", action="version", version=f"callmask {package_version('callmask')}")
+    top.add_argument("--version", action=PackageVersion)
     commands = top.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", parents=[common], help="print the Studio definition a stack deploys")
     validate = commands.add_parser("validate", parents=[common], help="check a flow; exit 1 with one line per problem")

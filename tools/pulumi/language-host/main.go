@@ -6,6 +6,10 @@
 // `python3` on PATH, through the SDK's `pulumi-language-python-exec` script (installed beside it from the same
 // Pulumi release), with the stack config in PULUMI_CONFIG and the secret keys in PULUMI_CONFIG_SECRET_KEYS.
 //
+// With the project's runtime option warmProviderHost, it also starts the Python dynamic-provider host as it
+// starts the program, for the plugin the engine starts at the first dynamic resource to claim ready
+// (tools/pulumi/provider-plugin).
+//
 // The engine starts it with its own address as the last argument and reads the port it listens on from the
 // first line of its output. The engine starts two or three hosts for every preview, update and refresh, so
 // the host is a small Go program: it is ready in milliseconds.
@@ -34,6 +38,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"callmask/tools/pulumi/providerhost"
 )
 
 const (
@@ -44,15 +51,18 @@ const (
 	// How often the engine's health is checked; the tests set a tenth of a second.
 	watchVariable = "CALLMASK_ENGINE_WATCH_SECONDS"
 	maxMessage    = 400 * 1024 * 1024
+	// The project's runtime option (Pulumi.yaml) that has a dynamic-provider host started beside its program.
+	warmOption = "warmProviderHost"
 )
 
 type languageHost struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
 	engineAddress string
-	execScript    string
+	toolsDir      string
 
 	mu       sync.Mutex
 	programs map[*exec.Cmd]struct{}
+	warmed   bool
 }
 
 // stopPrograms ends the programs the engine asked for, which would otherwise wait for it forever.
@@ -103,7 +113,8 @@ func (h *languageHost) Run(_ context.Context, request *pulumirpc.RunRequest) (*p
 	}
 	info := request.GetInfo()
 	programDir := first(info.GetProgramDirectory(), request.GetPwd())
-	args := []string{"-u", h.execScript,
+	h.warmProviderHost(python, info.GetOptions())
+	args := []string{"-u", filepath.Join(h.toolsDir, execScript),
 		"--monitor", request.GetMonitorAddress(), "--engine", h.engineAddress,
 		"--project", request.GetProject(), "--stack", request.GetStack(), "--organization", request.GetOrganization(),
 		"--root_directory", first(info.GetRootDirectory(), programDir), "--pwd", programDir,
@@ -140,6 +151,28 @@ func (h *languageHost) Run(_ context.Context, request *pulumirpc.RunRequest) (*p
 			exited.ExitCode())}, nil
 	default:
 		return nil, err
+	}
+}
+
+// warmProviderHost starts the Python dynamic-provider host while the program starts, once, when the
+// project's runtime options ask for it: the plugin the engine starts at the first dynamic resource claims
+// it ready (tools/pulumi/provider-plugin). Unclaimed, it ends with this host (the engine stops the two
+// together) or with the engine.
+func (h *languageHost) warmProviderHost(python string, options *structpb.Struct) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.warmed || !options.GetFields()[warmOption].GetBoolValue() {
+		return
+	}
+	h.warmed = true
+	socket := providerhost.Socket(h.engineAddress)
+	if socket == "" || os.MkdirAll(filepath.Dir(socket), 0o700) != nil {
+		return // the plugin starts its host cold
+	}
+	host := exec.Command(python, filepath.Join(h.toolsDir, providerhost.HostScript), "--warm", socket,
+		h.engineAddress)
+	if host.Start() == nil {
+		go func() { _ = host.Wait() }()
 	}
 }
 
@@ -224,7 +257,7 @@ func main() {
 		os.Exit(1)
 	}
 	host := &languageHost{engineAddress: os.Args[len(os.Args)-1], programs: map[*exec.Cmd]struct{}{},
-		execScript: filepath.Join(filepath.Dir(itself), execScript)}
+		toolsDir: filepath.Dir(itself)}
 
 	// The engine interrupts its plugins when it is done with them, or is stopped, at any moment.
 	interrupted := make(chan os.Signal, 1)
