@@ -43,7 +43,7 @@ def timed(project: PulumiProject, fake: LocalTwilio, *args: str) -> tuple[float,
 def report(name: str, samples: list[tuple[float, int]], floor: float | None = None) -> None:
     seconds = statistics.median(s for s, _ in samples)
     requests = sorted({r for _, r in samples})
-    ratio = f"  ({seconds / floor:.1f}x the empty program)" if floor else ""
+    ratio = f"  ({seconds / floor:.2f}x the empty program)" if floor else ""
     print(f"{name:<34} {seconds:6.2f} s median of {len(samples)}   Twilio requests: {requests}{ratio}")
 
 
