@@ -257,9 +257,7 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listi
     step = listing.resumed_before(call_index)
     fake.restore(step.account)
     line = copied(step.line)
-    method, path = listing.calls[call_index]
-    earlier = listing.calls[step.calls_made:call_index].count((method, path))
-    fake.fail(method, "^" + re.escape(path) + "$", skip=earlier, times=MODES[mode], **FAULTS[fault])
+    arm(fake, listing, call_index, step.calls_made, fault, MODES[mode])
     outcome = "ok"
     try:
         run(line, command, start=step.index)
@@ -273,6 +271,14 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listi
         recover(fake, stack, command, line, listing.callers_had)
         proof.touch()
     return outcome
+
+
+def arm(fake: LocalTwilio, listing: Listing, call_index: int, calls_made: int, fault: str, times: int = 1) -> None:
+    """The fault on the listing's call `call_index` (its first `times` attempts), for the command resumed
+    after its first `calls_made` calls: the same request made earlier in the resumed part is skipped."""
+    method, path = listing.calls[call_index]
+    fake.fail(method, "^" + re.escape(path) + "$", skip=listing.calls[calls_made:call_index].count((method, path)),
+              times=times, **FAULTS[fault])
 
 
 def recover(fake: LocalTwilio, stack: str, command: str, line: Line, callers_had: dict | None) -> None:
@@ -380,7 +386,6 @@ def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
     stack, command = FUNCTION_STACK, "up-create"
     listing = listing_of(account, stack, command)
     index = listing.calls.index(next(call for call in listing.calls if call[0] == "POST" and "/Keys" in call[1]))
-    method, path = listing.calls[index]
 
     def faulted(fault: str, resumed: bool) -> tuple[str, list, bytes]:
         step = listing.resumed_before(index) if resumed else None
@@ -389,9 +394,7 @@ def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
             account.restore(step.account)
         else:
             line = prepared(account, stack, command)
-        made = step.calls_made if step else 0
-        account.fail(method, "^" + re.escape(path) + "$", skip=listing.calls[made:index].count((method, path)),
-                     **FAULTS[fault])
+        arm(account, listing, index, step.calls_made if step else 0, fault)
         with pytest.raises(ProviderError):
             run(line, command, start=step.index if step else 0)
         account.faults.clear()

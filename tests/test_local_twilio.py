@@ -7,7 +7,7 @@ import json
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,13 +54,21 @@ def test_a_held_request_ends_when_the_client_gives_up(twilio, monkeypatch):
 
 def test_a_late_request_lands_before_the_clients_next_one_is_answered(twilio, monkeypatch):
     """Twilio acting on a request after its client gave up: the fake acts on it before it answers that
-    client's next request, however late the thread holding it wakes, so every run of a case sees one order."""
-    gives_up = local_twilio._wait_for_the_client_to_give_up
+    client's next request, however late the thread holding it wakes, so every run of a case sees one order.
+    Here that thread wakes only once the next request has arrived."""
+    gives_up, take_fault = local_twilio._wait_for_the_client_to_give_up, twilio._take_fault
+    next_request = threading.Event()
+
+    def noting_the_next(request):
+        if request.method == "GET":
+            next_request.set()
+        return take_fault(request)
 
     def wakes_late(environ, at_most: float) -> None:
         gives_up(environ, at_most)
-        time.sleep(0.05)
+        next_request.wait(timeout=5)
 
+    monkeypatch.setattr(twilio, "_take_fault", noting_the_next)
     monkeypatch.setattr(local_twilio, "_wait_for_the_client_to_give_up", wakes_late)
     twilio.fail("POST", "/v2/Flows$", kind=LATE, held_at_most=60)
     definition = {"description": "late", "initial_state": "Trigger", "flags": {"allow_concurrent_calls": True},

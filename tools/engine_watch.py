@@ -1,8 +1,8 @@
-"""The dynamic-provider plugin's watch on the Pulumi engine that started it.
+"""The Python dynamic-provider host's watch on the Pulumi engine it serves (tools/dynamic-provider-host).
 
 Pulumi's Go plugins (and the language host, tools/pulumi/language-host) poll the engine's gRPC health service
-and stop once it stops answering; without that a killed `pulumi` leaves its plugins running. Installed beside
-the plugin in .tools/bin.
+and stop once it stops answering; without that a killed `pulumi` leaves the provider host running (and with
+it the Go plugin that waits on it, tools/pulumi/provider-plugin). Installed beside the host in .tools/bin.
 """
 
 from __future__ import annotations
