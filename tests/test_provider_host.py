@@ -195,8 +195,8 @@ class LanguageHost:
         environment = {key: value for key, value in os.environ.items() if key != BASE_URL_VARIABLE}
         environment.update({"PATH": f"{sys.prefix}/bin{os.pathsep}{os.environ['PATH']}",
                             "CALLMASK_ENGINE_WATCH_SECONDS": "0.01"})
-        self.process = subprocess.Popen([path, engine_address], stdout=subprocess.PIPE, text=True, env=environment,
-                                        start_new_session=True)
+        self.process = subprocess.Popen([path, engine_address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=environment, start_new_session=True)
         self.stub = language_pb2_grpc.LanguageRuntimeStub(
             grpc.insecure_channel(f"127.0.0.1:{int(self.process.stdout.readline())}"))
 
@@ -209,8 +209,9 @@ class LanguageHost:
             info=language_pb2.ProgramInfo(root_directory=str(folder), program_directory=str(folder), entry_point=".",
                                         options=options)))
 
-    def stop(self) -> int:
-        os.killpg(self.process.pid, signal.SIGINT)  # as the engine stops its plugins
+    def stop(self, group: bool = True) -> int:
+        """Interrupt it as the engine stops its plugins (its process group), or it alone."""
+        (os.killpg if group else os.kill)(self.process.pid, signal.SIGINT)
         return self.process.wait(timeout=10)
 
 
@@ -240,6 +241,11 @@ def wait_for_exit(pid: int) -> None:
 
 def executable(pid: int) -> str:
     return Path(f"/proc/{pid}/exe").resolve().name
+
+
+def holds(pid: int, stream) -> bool:
+    """Whether the process's standard error is the pipe `stream` reads."""
+    return os.stat(f"/proc/{pid}/fd/2").st_ino == os.fstat(stream.fileno()).st_ino
 
 
 def test_the_language_host_serves_the_engine_and_ends_with_it(engine):
@@ -281,6 +287,7 @@ def test_the_plugin_claims_the_provider_host_started_beside_the_program(engine, 
         plugin = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
         assert executable(plugin.process.pid) == "pulumi-resource-pulumi-python" and not Path(socket_path).exists()
         assert Path(f"/proc/{warm_pid}/cwd").resolve() == MAIN_DIR
+        assert holds(warm_pid, plugin.process.stderr) and not holds(warm_pid, language_host.process.stderr)
         plugin.stub.Configure(proto.ConfigureRequest(
             args=struct({"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN})))
         flow_urn, news = urn("StudioFlow"), with_provider(StudioFlowProvider(), flow_props())
@@ -299,14 +306,21 @@ def test_the_plugin_claims_the_provider_host_started_beside_the_program(engine, 
         language_host.process.kill()
 
 
-def test_a_provider_host_no_plugin_claims_ends_with_the_language_host_and_removes_its_socket(engine, tmp_path):
+@pytest.mark.parametrize("group", [True, False], ids=["interrupted-with-its-group", "missed-the-interrupt"])
+def test_a_provider_host_no_plugin_claims_ends_with_the_language_host_and_removes_its_socket(engine, tmp_path,
+                                                                                             group):
+    """Stopped with the language host, also when it missed the engine's interrupt of the group (started
+    while it was on its way). Until then it holds the language host's standard error, which the engine reads
+    to its end when it stops the language host: the engine goes on only once it is gone."""
     language_host = LanguageHost(engine.address)
     try:
         language_host.run_nothing(tmp_path, warm=True)
         language_host.run_nothing(tmp_path, warm=True)
         ((warm_pid, socket_path),) = warm_hosts(engine.address).items()  # one for the host's life, not per run
         assert Path(socket_path).is_socket() and Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
-        assert language_host.stop() == 0
+        assert holds(warm_pid, language_host.process.stderr)
+        assert language_host.stop(group) == 0
+        language_host.process.stderr.read()  # to its end, as the engine reads it
         wait_for_exit(warm_pid)
         assert not Path(socket_path).exists()
     finally:

@@ -63,14 +63,25 @@ type languageHost struct {
 	mu       sync.Mutex
 	programs map[*exec.Cmd]struct{}
 	warmed   bool
+	warmHost *os.Process
+	stopped  bool
 }
 
-// stopPrograms ends the programs the engine asked for, which would otherwise wait for it forever.
+// stopPrograms ends the programs the engine asked for, which would otherwise wait for it forever, and the
+// provider host started beside them while no plugin has claimed it; nothing starts after it.
 func (h *languageHost) stopPrograms() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.stopped = true
 	for program := range h.programs {
 		_ = program.Process.Kill()
+	}
+	// The engine interrupts this host's process group, but a provider host started while that signal was
+	// on its way missed it. A claimed one has left the group and is its plugin's to stop.
+	if h.warmHost != nil {
+		if group, err := syscall.Getpgid(h.warmHost.Pid); err == nil && group == syscall.Getpgrp() {
+			_ = h.warmHost.Signal(os.Interrupt)
+		}
 	}
 }
 
@@ -161,7 +172,7 @@ func (h *languageHost) Run(_ context.Context, request *pulumirpc.RunRequest) (*p
 func (h *languageHost) warmProviderHost(python string, options *structpb.Struct) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.warmed || !options.GetFields()[warmOption].GetBoolValue() {
+	if h.warmed || h.stopped || !options.GetFields()[warmOption].GetBoolValue() {
 		return
 	}
 	h.warmed = true
@@ -171,7 +182,12 @@ func (h *languageHost) warmProviderHost(python string, options *structpb.Struct)
 	}
 	host := exec.Command(python, filepath.Join(h.toolsDir, providerhost.HostScript), "--warm", socket,
 		h.engineAddress)
+	// It holds this host's standard error until it is claimed (it takes the plugin's) or ends: the engine,
+	// stopping this host, reads its standard error to the end, so an unclaimed provider host has ended
+	// before the engine goes on (as the program has).
+	host.Stderr = os.Stderr
 	if host.Start() == nil {
+		h.warmHost = host.Process
 		go func() { _ = host.Wait() }()
 	}
 }
@@ -179,6 +195,9 @@ func (h *languageHost) warmProviderHost(python string, options *structpb.Struct)
 func (h *languageHost) start(program *exec.Cmd) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.stopped {
+		return errors.New("the engine stopped this language host before the program started")
+	}
 	if err := program.Start(); err != nil {
 		return fmt.Errorf("starting the program with %s: %w", program.Path, err)
 	}
