@@ -13,8 +13,8 @@ import pytest
 import requests
 from callmask.twilio.twilio_api import BACKOFF_VARIABLE, TIMEOUT_VARIABLE
 
-# Above these, a test is waiting out a real timeout or backoff. A held request in the fault matrix costs
-# the matrix's client timeout (0.1 s); the fake answers in milliseconds.
+# Above these, a test is waiting out a real timeout or backoff: the fake answers in milliseconds, and the
+# fault matrix's clients give up on a held request at once.
 LONGEST_SLEEP_SECONDS = 0.1
 LONGEST_TIMEOUT_SECONDS = 0.5
 

@@ -205,6 +205,7 @@ class LocalTwilio(LocalSync, LocalServerless):
     in_flight: int = 0
     paused: int = 0
     landing: int = 0  # late requests not acted on yet
+    holds: int = 0  # requests that have been held: what `wait_for_holds` counts
     log: Callable[[str], None] | None = None  # told each request and each problem (callmask local-twilio)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Condition = field(default_factory=threading.Condition)
@@ -241,7 +242,7 @@ class LocalTwilio(LocalSync, LocalServerless):
         self._stop_functions()
 
     # The server's own fields, which `reset` keeps: the requests in flight, the log, the lock.
-    SERVER_FIELDS = ("in_flight", "landing", "log", "_lock")
+    SERVER_FIELDS = ("in_flight", "landing", "holds", "log", "_lock")
     # What is not the account, kept out of its snapshots: the server's fields and what tests set or saw.
     ACCOUNT_FIELDS_SKIPPED = (*SERVER_FIELDS, "paused", "_released", "faults", "calls", "_functions")
 
@@ -369,7 +370,7 @@ class LocalTwilio(LocalSync, LocalServerless):
             response = None
         else:
             if fault and fault.kind == LATE:
-                _wait_for_the_client_to_give_up(environ, fault.held_at_most)
+                self._hold(environ, fault)
             if fault and fault.kind == PAUSED:
                 self._wait_for_release(fault.held_at_most)
             with self._lock:
@@ -389,7 +390,7 @@ class LocalTwilio(LocalSync, LocalServerless):
         if response is not None:
             self._validate_response(request_key, request, response, host)
         if fault and fault.kind in (TIMEOUT_BEFORE, TIMEOUT_AFTER):
-            _wait_for_the_client_to_give_up(environ, fault.held_at_most)
+            self._hold(environ, fault)
         if fault and fault.kind in NO_ANSWER:
             # Cut the connection; the answer written below goes nowhere (for the held kinds the client
             # gave up long ago).
@@ -414,15 +415,38 @@ class LocalTwilio(LocalSync, LocalServerless):
         with self._lock:
             self.paused -= 1
 
+    def _hold(self, environ, fault: Fault) -> None:
+        """Hold a request until its client gives up, once it has done what its kind does before that (a
+        timeout after acting has acted, a late request counts as landing): `wait_for_holds` is told."""
+        with self._lock:
+            self.holds += 1
+            self._lock.notify_all()
+        _wait_for_the_client_to_give_up(environ, fault.held_at_most)
+
+    def wait_for_holds(self, count: int, seconds: float = 10.0) -> None:
+        """Wait until `count` requests in all have been held: a client that gave up on a request at once
+        goes on only as it would after a real timeout, with the held request where its kind leaves it."""
+        with self._lock:
+            self._lock.wait_for(lambda: self.holds >= count, timeout=seconds)
+
+    def holds_next(self, method: str, path: str) -> bool:
+        """Whether the next `method path` request will be held (gets no answer until its client gives up)."""
+        fault = self._armed_for(method, path)
+        return fault is not None and fault.skip == 0 and fault.kind in HELD
+
+    def _armed_for(self, method: str, path: str) -> Fault | None:
+        """The fault the next `method path` request meets: it fails it, or lets it through while it skips."""
+        return next((fault for fault in self.faults
+                     if fault.times > 0 and fault.method == method and fault.path.search(path)), None)
+
     def _take_fault(self, request: Request) -> Fault | None:
-        for fault in self.faults:
-            if fault.times > 0 and fault.method == request.method and fault.path.search(request.path):
-                if fault.skip > 0:
-                    fault.skip -= 1
-                    return None
-                fault.times -= 1
-                return fault
-        return None
+        fault = self._armed_for(request.method, request.path)
+        if fault is not None and fault.skip > 0:
+            fault.skip -= 1
+            return None
+        if fault is not None:
+            fault.times -= 1
+        return fault
 
     def _unserved(self, request: Request) -> Response:
         self.unserved.append(f"{request.method} {request.path}")
