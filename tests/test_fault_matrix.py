@@ -127,9 +127,11 @@ def giving_up_on_held_requests(fake: LocalTwilio, send: Send) -> Send:
             return send(session, request, **options)
         holds = fake.holds
         try:
-            return send(session, request, **{**options, "timeout": (CLIENT_TIMEOUT, GIVE_UP_SECONDS)})
-        finally:
-            fake.wait_for_holds(holds + 1)
+            send(session, request, **{**options, "timeout": (CLIENT_TIMEOUT, GIVE_UP_SECONDS)})
+        except requests.Timeout:
+            assert fake.wait_for_holds(holds + 1), f"{request.method} {request.url}: the local Twilio held nothing"
+            raise
+        raise AssertionError(f"{request.method} {request.url}: answered, though the local Twilio was to hold it")
     return send_or_give_up
 
 

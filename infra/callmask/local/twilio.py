@@ -423,11 +423,12 @@ class LocalTwilio(LocalSync, LocalServerless):
             self._lock.notify_all()
         _wait_for_the_client_to_give_up(environ, fault.held_at_most)
 
-    def wait_for_holds(self, count: int, seconds: float = 10.0) -> None:
-        """Wait until `count` requests in all have been held: a client that gave up on a request at once
-        goes on only as it would after a real timeout, with the held request where its kind leaves it."""
+    def wait_for_holds(self, count: int, seconds: float = 10.0) -> bool:
+        """Wait until `count` requests in all have been held (False if they have not within `seconds`): a
+        client that gave up on a request at once goes on as it would after a real timeout, with the held
+        request where its kind leaves it."""
         with self._lock:
-            self._lock.wait_for(lambda: self.holds >= count, timeout=seconds)
+            return self._lock.wait_for(lambda: self.holds >= count, timeout=seconds)
 
     def holds_next(self, method: str, path: str) -> bool:
         """Whether the next `method path` request will be held (gets no answer until its client gives up)."""
