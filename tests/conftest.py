@@ -62,9 +62,10 @@ fault_matrix_cells: list[tuple[str, int, str, int, str, str]] = []
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """`-n auto`: half again as many workers as cores. A worker waits a good part of its time (on `pulumi`
-    and Node subprocesses, and on requests the fault matrix holds until the client gives up), so two workers
-    on 2 cores leave a third of the CPU idle; three fill it (the suite: 467 s -> 421 s on 2 cores)."""
+    """`-n auto`: half again as many workers as cores. A worker waits a good part of its time on `pulumi`
+    and Node subprocesses, so two workers on 2 cores left a third of the CPU idle and three filled it (the
+    suite: 467 s -> 421 s on 2 cores, when the fault matrix still waited out its held requests; without
+    those waits two and three workers take the same time, 183-186 s side by side)."""
     return max(2, (os.cpu_count() or 1) * 3 // 2)
 
 
