@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,6 +244,16 @@ def executable(pid: int) -> str:
     return Path(f"/proc/{pid}/exe").resolve().name
 
 
+def listening(socket_path: str) -> bool:
+    """Whether the warm host listens (it puts its socket in place once it does), waiting 10 s at most."""
+    deadline = time.monotonic() + 10
+    while not Path(socket_path).is_socket():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def holds(pid: int, stream) -> bool:
     """Whether the process's standard error is the pipe `stream` reads."""
     return os.stat(f"/proc/{pid}/fd/2").st_ino == os.fstat(stream.fileno()).st_ino
@@ -284,6 +295,7 @@ def test_the_plugin_claims_the_provider_host_started_beside_the_program(engine, 
             "without the option, no host is started"
         assert language_host.run_nothing(tmp_path, warm=True).error
         ((warm_pid, socket_path),) = warm_hosts(engine.address).items()
+        assert listening(socket_path)  # else the plugin finds no host ready and starts its own, as it should
         plugin = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
         assert executable(plugin.process.pid) == "pulumi-resource-pulumi-python" and not Path(socket_path).exists()
         assert Path(f"/proc/{warm_pid}/cwd").resolve() == MAIN_DIR
@@ -317,12 +329,12 @@ def test_a_provider_host_no_plugin_claims_ends_with_the_language_host_and_remove
         language_host.run_nothing(tmp_path, warm=True)
         language_host.run_nothing(tmp_path, warm=True)
         ((warm_pid, socket_path),) = warm_hosts(engine.address).items()  # one for the host's life, not per run
-        assert Path(socket_path).is_socket() and Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
+        assert listening(socket_path) and Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
         assert holds(warm_pid, language_host.process.stderr)
         assert language_host.stop(group) == 0
-        language_host.process.stderr.read()  # to its end, as the engine reads it
         wait_for_exit(warm_pid)
-        assert not Path(socket_path).exists()
+        language_host.process.stderr.read()  # at its end now: the engine, reading it so, goes on
+        assert list(Path(socket_path).parent.glob(Path(socket_path).name + "*")) == [], "its socket is removed"
     finally:
         language_host.process.kill()
 
