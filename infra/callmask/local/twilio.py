@@ -442,11 +442,12 @@ class LocalTwilio(LocalSync, LocalServerless):
 
     def _take_fault(self, request: Request) -> Fault | None:
         fault = self._armed_for(request.method, request.path)
-        if fault is not None and fault.skip > 0:
+        if fault is None:
+            return None
+        if fault.skip > 0:
             fault.skip -= 1
             return None
-        if fault is not None:
-            fault.times -= 1
+        fault.times -= 1
         return fault
 
     def _unserved(self, request: Request) -> Response:
