@@ -69,6 +69,13 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return max(2, (os.cpu_count() or 1) * 3 // 2)
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """The slow tests first, each to the next free worker (`--dist load --maxschedchunk 1`): handed out in
+    file order, a slow test last in line kept one worker busy for the suite's last minute while the others
+    had finished (2 cores half idle)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_runtest_logreport(report):
     if report.when == "call":
         for name, cells in report.user_properties:

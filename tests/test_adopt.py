@@ -38,6 +38,7 @@ def test_a_flow_that_is_not_the_line_is_refused_with_reasons():
         recognise(not_a_line())
 
 
+@pytest.mark.slow
 def test_adopt_up_call_refresh_and_destroy_through_the_cli(tmp_path, fake):  # noqa: F811 (the fixture)
     flow_sid, number = fake.console_line(console_line(pin_gather="ask_code", pin_check="code_ok"))
     original = copy.deepcopy(fake.flows[flow_sid]["definition"])
@@ -119,6 +120,7 @@ def test_a_flow_sid_that_is_no_flow_or_another_stacks_stops_the_preview(twilio):
     assert len(twilio.writes()) == writes, "the checks only read"
 
 
+@pytest.mark.slow
 def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tmp_path, fake):  # noqa: F811
     flow_sid, number = fake.console_line(console_line())
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
@@ -135,6 +137,7 @@ def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tm
     assert fake.flows == {} and the_number["voice_url"] in (None, ""), "never left calling a deleted flow"
 
 
+@pytest.mark.slow
 def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake):  # noqa: F811
     """pinCheck function: the same adoption, the PINs then checked by the line's Function (none in the flow)."""
     flow_sid, number = fake.console_line(console_line())
@@ -152,6 +155,7 @@ def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake):  # noqa: F
     assert fake.published_revision(flow_sid)["commit_message"].startswith("callmask console: handed back")
 
 
+@pytest.mark.slow
 def test_each_variant_is_adopted_by_the_command_and_an_unreadable_flow_writes_nothing(tmp_path, fake):  # noqa: F811
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     expected = {"other widget names": "ask_code: the PIN gather", "equal_to branches": "code_ok: the PIN check",

@@ -283,6 +283,7 @@ def test_diff_masks_only_known_pins(capsys, tmp_path):
 
 # ---- prod: its PIN checked by its Function, which `simulate` runs under Node ----
 
+@pytest.mark.slow
 def test_simulate_plays_the_stacks_function(capsys):
     code, out, err = run(capsys, "simulate", "--stack", "prod", "--pins", PINS_ARG, "--press", TEST_PINS[1] + "#",
                          "--press", "14155550123#")

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from callmask.cli.demo import run_demo
 from pulumi_cli import REPO, TOOLS_BIN, processes_working_in, require_cli
 
@@ -21,6 +22,7 @@ def the_folder(output: str) -> Path:
     return Path(re.search(r"Working in (\S+) \(removed at the end\)", output).group(1))
 
 
+@pytest.mark.slow
 def test_the_demo_deploys_calls_changes_and_destroys_a_line_with_no_account():
     require_cli({"PATH": os.pathsep.join((str(TOOLS_BIN), os.environ.get("PATH", "")))})
     out, demos = io.StringIO(), []
@@ -57,6 +59,7 @@ def test_the_demo_deploys_calls_changes_and_destroys_a_line_with_no_account():
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_demo_and_leaves_nothing_behind():
     demo = subprocess.Popen([sys.executable, "-m", "callmask.cli.demo"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)

@@ -99,6 +99,7 @@ def fake(fresh_twilio):
     assert twilio.spec_violations == [] and twilio.unserved == []
 
 
+@pytest.mark.slow
 def test_through_the_cli_check_refuses_in_one_line_and_exactly_applies_repairs_and_restores(tmp_path, fake):
     line = PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
                                     "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
@@ -135,6 +136,7 @@ def test_through_the_cli_check_refuses_in_one_line_and_exactly_applies_repairs_a
     assert not state["deployment"].get("resources", [])[1:], "destroy leaves nothing"
 
 
+@pytest.mark.slow
 def test_through_the_cli_a_preview_without_credentials_skips_and_at_least_enables_then_restores(tmp_path, fake):
     bare = PulumiProject(tmp_path / "bare", {"CALLMASK_TWILIO_BASE_URL": fake.base_url})
     bare.run("stack", "init", "dev")

@@ -80,6 +80,7 @@ def goodbye_heard(fake: LocalTwilio, caller: str, pin: str = TEST_PINS[0]) -> st
     return next(s for s in revision["definition"]["states"] if s["name"] == "say_goodbye")["properties"]["say"]
 
 
+@pytest.mark.slow
 def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     owned = fake.own_number(PROD_NUMBER, voice_url=PREVIOUS_VOICE_URL, voice_application_sid=PREVIOUS_APPLICATION)
     line = project(tmp_path, fake)
@@ -231,6 +232,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
     assert_no_secret(line.printed(), "the CLI's output")
 
 
+@pytest.mark.slow
 def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake):
     fake.api_keys[API_KEY] = API_SECRET
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_API_KEY=API_KEY,
@@ -265,6 +267,7 @@ def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake):
     assert_no_secret(line.state_text() + line.printed(), "state and CLI output")
 
 
+@pytest.mark.slow
 def test_a_bad_config_value_is_one_clear_error_and_creates_nothing(tmp_path, fake):
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     line.run("stack", "init", "dev")
@@ -309,6 +312,7 @@ def test_the_command_reads_stack_files_as_the_engine_does(tmp_path, fake):
         assert parse_settings({**from_engine, "pins": TEST_PINS}) == parse_settings({**from_command, "pins": TEST_PINS})
 
 
+@pytest.mark.slow
 def test_a_number_that_cannot_be_had_stops_preview_and_up_before_anything_is_created(tmp_path, fake):
     fake.available["US"] = []
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
@@ -328,6 +332,7 @@ def test_a_number_that_cannot_be_had_stops_preview_and_up_before_anything_is_cre
     assert_no_secret(line.printed(), "the error output")
 
 
+@pytest.mark.slow
 def test_a_purchase_twilio_refuses_at_up_is_one_line_and_leaves_nothing_else(tmp_path, fake):
     """Sold to someone else between the look at `check` and the purchase: Twilio's refusal is one line (no
     traceback), and the number is bought before the rest, so nothing else was created."""

@@ -6,6 +6,7 @@ secret."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import TEST_PINS
 from test_engine_lifecycle import assert_no_secret, callmask, fake, project  # noqa: F401 (fixture)
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
@@ -15,6 +16,7 @@ CALLER, OTHER_CALLER, DESTINATION = "+14155550123", "+14155550124", "14155550777
 WRONG_PIN = "13572468"
 
 
+@pytest.mark.slow
 def test_first_day_on_the_dev_stack(tmp_path, fake):  # noqa: F811 (the fixture)
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     line.run("stack", "init", "dev")

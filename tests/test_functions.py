@@ -15,6 +15,7 @@ from callmask.studio.twiml_call import play
 NODE_TESTS = pin_function.FUNCTIONS_DIR / "test"
 
 
+@pytest.mark.slow
 def test_the_functions_pass_their_node_tests():
     node = shutil.which("node")
     assert node, "Node 20+ is needed (the machines have it): the Function's tests run under it"

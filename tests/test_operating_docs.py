@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 
+import pytest
 from conftest import TEST_PINS
 from console_flows import CONSOLE_PINS, console_line
 from pulumi_cli import REPO, PulumiProject
@@ -51,6 +52,7 @@ class Shell:
         return done.stdout
 
 
+@pytest.mark.slow
 def test_every_how_to_works_as_written(tmp_path, fresh_twilio):
     fresh_twilio.available = with_numbers_for_sale().available
     # What `callmask local-twilio` prints for the user to export, and the PINs the page pipes in.

@@ -67,6 +67,7 @@ def writes_since(fake, calls: int) -> list[str]:
     return [re.sub(r"[A-Z]{2}[0-9a-f]{32}", "…", c.path) for c in fake.calls[calls:] if c.method in ("POST", "DELETE")]
 
 
+@pytest.mark.slow
 def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, alerts):
     owned = fake.own_number(PROD_NUMBER, voice_url="https://voice.example.com/previous")
     line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)

@@ -74,6 +74,7 @@ def bucket_text(bucket) -> str:
                      for item in objects)
 
 
+@pytest.mark.slow
 def test_the_lifecycle_on_an_s3_backend_keeps_no_secret_in_the_bucket(tmp_path, fake, bucket, s3_endpoint):
     line = on_s3(tmp_path, fake, bucket, s3_endpoint)
     assert "s3://" in line.run("whoami", "--verbose").stdout
@@ -89,6 +90,7 @@ def test_the_lifecycle_on_an_s3_backend_keeps_no_secret_in_the_bucket(tmp_path, 
     assert fake.flows == {} and fake.numbers == {}
 
 
+@pytest.mark.slow
 def test_two_deploys_of_one_stack_at_once_one_waits_for_nothing_and_fails_plainly(tmp_path, fake, bucket, s3_endpoint):
     line = on_s3(tmp_path, fake, bucket, s3_endpoint)
     fake.pause("POST", r"^/v2/Flows/Validate$")
@@ -107,6 +109,7 @@ def test_two_deploys_of_one_stack_at_once_one_waits_for_nothing_and_fails_plainl
     assert re.search(r"6 unchanged", line.run("up", "--yes").stdout), "the state the first up left is whole"
 
 
+@pytest.mark.slow
 def test_a_killed_up_leaves_no_process_and_the_readme_recovery_finishes_the_job(tmp_path, fake, bucket, s3_endpoint):
     line = on_s3(tmp_path, fake, bucket, s3_endpoint)
     fake.pause("POST", r"^/v2/Flows$")  # the flow create: Twilio acts, the answer never reaches the killed CLI
