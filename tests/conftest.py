@@ -5,11 +5,13 @@ that keeps the suite from waiting in real time."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN, LocalTwilio, with_numbers_for_sale
 from callmask.twilio.twilio_api import BASE_URL_VARIABLE
 from pulumi.dynamic import Config, ConfigureRequest
+from pulumi_cli import kms_secrets_provider
 
 pytest_plugins = ["real_time_guard"]
 
@@ -43,6 +45,25 @@ def twilio(fresh_twilio):
     fake.settle()
     assert fake.spec_violations == [], "the fake saw traffic that Twilio's OpenAPI spec does not allow"
     assert fake.unserved == [], "requests reached routes the local Twilio does not serve"
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    """moto's AWS-compatible server (S3, KMS) on 127.0.0.1, one per worker; its state is the process's."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def kms_key(aws_endpoint) -> str:
+    """A stack secrets provider other than the README's passphrase: a new key of the local KMS, whose
+    decryption is one request where the passphrase's key derivation costs each `pulumi` command 0.2 CPU-s."""
+    return kms_secrets_provider(aws_endpoint)
 
 
 def configured(provider_class):

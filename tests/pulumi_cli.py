@@ -1,8 +1,8 @@
 """The real Pulumi CLI, run as the README tells a user to, on a temporary copy of the project.
 
-Offline and non-interactive: a `file://` backend in the copy, the passphrase secrets provider, no update
-check and no plugin downloads. `.tools/bin` (where `make setup` puts the CLI) and the venv's `bin` come
-first on PATH, as the README's `export PATH=...` line puts them.
+Offline and non-interactive: a `file://` backend in the copy, the passphrase secrets provider (or a key of
+the local KMS: `kms_secrets_provider`), no update check and no plugin downloads. `.tools/bin` (where `make
+setup` puts the CLI) and the venv's `bin` come first on PATH, as the README's `export PATH=...` line puts them.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ TOOLS_BIN = REPO / ".tools" / "bin"
 VENV_BIN = REPO / ".venv" / "bin"
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "flow", "functions", "infra")
 PASSPHRASE = "engine-test-passphrase-7c1d9e2a"
+# moto's AWS-compatible server (tests/conftest.py: aws_endpoint) takes any keys
+LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local-aws-key", "AWS_SECRET_ACCESS_KEY": "local-aws-secret",
+             "AWS_REGION": "us-east-1"}
 COMMAND_SECONDS = 180
 
 
@@ -66,6 +69,17 @@ def cli_version(cli: str, modified: int) -> str:
     return subprocess.run([cli, "version"], capture_output=True, text=True).stdout.strip()
 
 
+def kms_secrets_provider(endpoint: str) -> str:
+    """A new key of the KMS at `endpoint` as a stack's `--secrets-provider` (reached with LOCAL_AWS)."""
+    import boto3
+
+    kms = boto3.client("kms", endpoint_url=endpoint, region_name=LOCAL_AWS["AWS_REGION"],
+                       aws_access_key_id=LOCAL_AWS["AWS_ACCESS_KEY_ID"],
+                       aws_secret_access_key=LOCAL_AWS["AWS_SECRET_ACCESS_KEY"])
+    key = kms.create_key(Description="a callmask test stack's secrets")["KeyMetadata"]["KeyId"]
+    return f"awskms://{key}?region={LOCAL_AWS['AWS_REGION']}&endpoint={endpoint}"
+
+
 @dataclass
 class Result:
     command: str
@@ -80,15 +94,18 @@ class Result:
 
 class PulumiProject:
     """A copy of the project in `root` (or, with copy=False, the program already there) with its own
-    Pulumi home and state backend."""
+    Pulumi home and state backend; `init_stack` makes stacks with `secrets_provider`."""
 
-    def __init__(self, root: Path, extra_environment: dict[str, str], copy: bool = True):
+    def __init__(self, root: Path, extra_environment: dict[str, str], copy: bool = True,
+                 secrets_provider: str = "passphrase"):
         self.root = root
+        self.secrets_provider = secrets_provider
         if copy:
             copy_project(root, PROJECT_FILES)
         self.state_dir = root / ".state"
         self.state_dir.mkdir()
-        self.environ = {**offline_environment(root / ".pulumi-home", self.state_dir), **extra_environment}
+        self.environ = {**offline_environment(root / ".pulumi-home", self.state_dir),
+                        **(LOCAL_AWS if secrets_provider.startswith("awskms://") else {}), **extra_environment}
         self.cli = require_cli(self.environ)
         self.transcript: list[Result] = []
 
@@ -101,6 +118,9 @@ class PulumiProject:
         if check and result.exit_code != 0:
             raise AssertionError(f"`{result.command}` exited {result.exit_code}:\n{result.output}")
         return result
+
+    def init_stack(self, name: str) -> Result:
+        return self.run("stack", "init", name, "--secrets-provider", self.secrets_provider)
 
     def start(self, *args: str) -> subprocess.Popen:
         """`pulumi ARGS` in the background (for runs that overlap, or one to kill)."""

@@ -39,12 +39,12 @@ def test_a_flow_that_is_not_the_line_is_refused_with_reasons():
 
 
 @pytest.mark.slow
-def test_adopt_up_call_refresh_and_destroy_through_the_cli(tmp_path, fake):  # noqa: F811 (the fixture)
+def test_adopt_up_call_refresh_and_destroy_through_the_cli(tmp_path, fake, kms_key):  # noqa: F811 (the fixture)
     flow_sid, number = fake.console_line(console_line(pin_gather="ask_code", pin_check="code_ok"))
     original = copy.deepcopy(fake.flows[flow_sid]["definition"])
     fake.place_call(number, CALLER, [CONSOLE_PINS[0] + "#", "442071838750#"])  # a call to London last week
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-    line.run("stack", "init", "console")
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.init_stack("console")
     outputs = []
 
     refused = callmask(line, "adopt", "--stack", "console", "--flow", "FW" + "9" * 32)
@@ -121,10 +121,10 @@ def test_a_flow_sid_that_is_no_flow_or_another_stacks_stops_the_preview(twilio):
 
 
 @pytest.mark.slow
-def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tmp_path, fake):  # noqa: F811
+def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tmp_path, fake, kms_key):  # noqa: F811
     flow_sid, number = fake.console_line(console_line())
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-    line.run("stack", "init", "console")
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.init_stack("console")
     assert callmask(line, "adopt", "--stack", "console", "--flow", flow_sid).returncode == 0
     line.run("up", "--yes")
     line.run("config", "rm", "callmask:flowSid")
@@ -138,11 +138,11 @@ def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tm
 
 
 @pytest.mark.slow
-def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake):  # noqa: F811
+def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake, kms_key):  # noqa: F811
     """pinCheck function: the same adoption, the PINs then checked by the line's Function (none in the flow)."""
     flow_sid, number = fake.console_line(console_line())
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-    line.run("stack", "init", "console")
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.init_stack("console")
     assert callmask(line, "adopt", "--stack", "console", "--flow", flow_sid).returncode == 0
     line.run("config", "set", "callmask:pinCheck", "function")
     line.run("up", "--yes")
@@ -156,8 +156,9 @@ def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake):  # noqa: F
 
 
 @pytest.mark.slow
-def test_each_variant_is_adopted_by_the_command_and_an_unreadable_flow_writes_nothing(tmp_path, fake):  # noqa: F811
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+def test_each_variant_is_adopted_by_the_command_and_an_unreadable_flow_writes_nothing(
+        tmp_path, fake, kms_key):  # noqa: F811
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     expected = {"other widget names": "ask_code: the PIN gather", "equal_to branches": "code_ok: the PIN check",
                 "no goodbye": "prompts.goodbye: the flow has none", "a 6-digit PIN": "2 PIN(s) set as secrets",
                 "a PIN that breaks callmask's rules": "callmask:pins[1] breaks callmask's PIN rules (is one digit "
@@ -168,12 +169,12 @@ def test_each_variant_is_adopted_by_the_command_and_an_unreadable_flow_writes_no
         options = {**VARIANTS[variant], **({"pin_gather": "ask_code", "pin_check": "code_ok"} if index < 2 else {})}
         flow_sid, _ = fake.console_line(console_line(**options), phone_number=f"+1415555017{index}")
         stack = f"v{index}"
-        line.run("stack", "init", stack)
+        line.init_stack(stack)
         adopted = callmask(line, "adopt", "--stack", stack, "--flow", flow_sid)
         assert adopted.returncode == 0 and said in adopted.stdout, (variant, adopted.stdout, adopted.stderr)
         printed += [adopted.stdout, adopted.stderr]
     menu_sid, _ = fake.console_line(not_a_line(), phone_number="+14155550179")
-    line.run("stack", "init", "menu")
+    line.init_stack("menu")
     before = (tmp_path / "Pulumi.menu.yaml").read_text() if (tmp_path / "Pulumi.menu.yaml").exists() else ""
     refused = callmask(line, "adopt", "--stack", "menu", "--flow", menu_sid)
     assert refused.returncode == 1 and "does not lead to a split comparing its digits" in refused.stderr

@@ -100,10 +100,10 @@ def fake(fresh_twilio):
 
 
 @pytest.mark.slow
-def test_through_the_cli_check_refuses_in_one_line_and_exactly_applies_repairs_and_restores(tmp_path, fake):
+def test_through_the_cli_check_refuses_in_one_line_and_exactly_applies_repairs_and_restores(tmp_path, fake, kms_key):
     line = PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-                                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
-    line.run("stack", "init", "dev")
+                                    "TWILIO_AUTH_TOKEN": AUTH_TOKEN}, secrets_provider=kms_key)
+    line.init_stack("dev")
     line.run_line(readme_pin_command())
     fake.dialing_permissions["US"][ORDINARY] = False
     refused = line.run("up", "--yes", check=False)
@@ -137,16 +137,18 @@ def test_through_the_cli_check_refuses_in_one_line_and_exactly_applies_repairs_a
 
 
 @pytest.mark.slow
-def test_through_the_cli_a_preview_without_credentials_skips_and_at_least_enables_then_restores(tmp_path, fake):
-    bare = PulumiProject(tmp_path / "bare", {"CALLMASK_TWILIO_BASE_URL": fake.base_url})
-    bare.run("stack", "init", "dev")
+def test_through_the_cli_a_preview_without_credentials_skips_and_at_least_enables_then_restores(
+        tmp_path, fake, kms_key):
+    bare = PulumiProject(tmp_path / "bare", {"CALLMASK_TWILIO_BASE_URL": fake.base_url}, secrets_provider=kms_key)
+    bare.init_stack("dev")
     bare.run_line(readme_pin_command())
     preview = bare.run("preview")
     assert "dialing permissions not checked: no Twilio credentials here" in preview.output and fake.calls == []
 
     line = PulumiProject(tmp_path / "line", {"CALLMASK_TWILIO_BASE_URL": fake.base_url,
-                                             "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN})
-    line.run("stack", "init", "dev")
+                                             "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN},
+                         secrets_provider=kms_key)
+    line.init_stack("dev")
     line.run_line(readme_pin_command())
     line.run("config", "set", "callmask:dialingPermissions", "atLeast")
     fake.dialing_permissions["US"][ORDINARY] = False

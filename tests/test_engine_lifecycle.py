@@ -49,8 +49,9 @@ def fake(fresh_twilio):
     yield from checked_account(fresh_twilio)
 
 
-def project(tmp_path, fake: LocalTwilio, **environment: str) -> PulumiProject:
-    return PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, **environment})
+def project(tmp_path, fake: LocalTwilio, secrets_provider: str = "passphrase", **environment: str) -> PulumiProject:
+    return PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, **environment},
+                         secrets_provider=secrets_provider)
 
 
 def assert_no_secret(text: str, where: str) -> None:
@@ -81,13 +82,15 @@ def goodbye_heard(fake: LocalTwilio, caller: str, pin: str = TEST_PINS[0]) -> st
 
 
 @pytest.mark.slow
-def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
+def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key):
     owned = fake.own_number(PROD_NUMBER, voice_url=PREVIOUS_VOICE_URL, voice_application_sid=PREVIOUS_APPLICATION)
-    line = project(tmp_path, fake)
+    line = project(tmp_path, fake, kms_key)
     unknown = callmask(line, "calls", "--stack", "prod")
     assert unknown.returncode == 1 and unknown.stderr.strip() == (
         "callmask: error: `pulumi config --stack prod` failed: no stack named 'prod' found")
-    line.run("stack", "init", "prod")
+    line.init_stack("prod")
+    stack_file = (line.root / "Pulumi.prod.yaml").read_text()
+    assert "secretsprovider: awskms://" in stack_file and "encryptionsalt" not in stack_file, "a KMS key encrypts"
     line.run_line(readme_pin_command())
     # The staged rollout on a prod line that checks its PINs in Studio (function mode:
     # tests/test_pin_function_lifecycle.py).
@@ -233,11 +236,11 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake):
 
 
 @pytest.mark.slow
-def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake):
+def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake, kms_key):
     fake.api_keys[API_KEY] = API_SECRET
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_API_KEY=API_KEY,
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_API_KEY=API_KEY,
                    TWILIO_API_SECRET=API_SECRET)
-    line.run("stack", "init", "dev")
+    line.init_stack("dev")
     line.run_line(readme_pin_command())
     line.run("up", "--yes")
     (number,) = fake.numbers.values()
@@ -268,9 +271,9 @@ def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake):
 
 
 @pytest.mark.slow
-def test_a_bad_config_value_is_one_clear_error_and_creates_nothing(tmp_path, fake):
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-    line.run("stack", "init", "dev")
+def test_a_bad_config_value_is_one_clear_error_and_creates_nothing(tmp_path, fake, kms_key):
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.init_stack("dev")
     line.run_line(readme_pin_command())
     line.run("config", "set", "callmask:dialTimeout", "2")
     failed = line.run("up", "--yes", check=False)
@@ -313,10 +316,10 @@ def test_the_command_reads_stack_files_as_the_engine_does(tmp_path, fake):
 
 
 @pytest.mark.slow
-def test_a_number_that_cannot_be_had_stops_preview_and_up_before_anything_is_created(tmp_path, fake):
+def test_a_number_that_cannot_be_had_stops_preview_and_up_before_anything_is_created(tmp_path, fake, kms_key):
     fake.available["US"] = []
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-    line.run("stack", "init", "dev")
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.init_stack("dev")
     line.run_line(readme_pin_command())
     expected = ("No voice-capable local number is available for country US, area_code 415. Widen "
                 "callmask:phoneNumber.search (drop areaCode or contains), or pick a number.")
@@ -333,11 +336,11 @@ def test_a_number_that_cannot_be_had_stops_preview_and_up_before_anything_is_cre
 
 
 @pytest.mark.slow
-def test_a_purchase_twilio_refuses_at_up_is_one_line_and_leaves_nothing_else(tmp_path, fake):
+def test_a_purchase_twilio_refuses_at_up_is_one_line_and_leaves_nothing_else(tmp_path, fake, kms_key):
     """Sold to someone else between the look at `check` and the purchase: Twilio's refusal is one line (no
     traceback), and the number is bought before the rest, so nothing else was created."""
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-    line.run("stack", "init", "dev")
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.init_stack("dev")
     line.run_line(readme_pin_command())
     line.run("config", "rm", "--path", "callmask:phoneNumber.search")
     line.run("config", "set", "--path", "--type", "string", "callmask:phoneNumber.number", "+14155550100")

@@ -68,10 +68,10 @@ def writes_since(fake, calls: int) -> list[str]:
 
 
 @pytest.mark.slow
-def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, alerts):
+def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, kms_key, alerts):
     owned = fake.own_number(PROD_NUMBER, voice_url="https://voice.example.com/previous")
-    line = project(tmp_path, fake, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
-    line.run("stack", "init", "prod")
+    line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    line.init_stack("prod")
     alert_url, alerted = alerts
     line.run("config", "set-all", "--path", "--secret", f"callmask:pins.alice={ALICE}", "--secret",
              f"callmask:pins.bob={BOB}", "--secret", f"callmask:testUsers[0]={TESTER}",

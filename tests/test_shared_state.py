@@ -14,12 +14,10 @@ import pytest
 import requests
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 from conftest import TEST_PINS
-from moto.server import ThreadedMotoServer
-from pulumi_cli import PASSPHRASE, REPO, PulumiProject, processes_working_in
+from pulumi_cli import LOCAL_AWS, PASSPHRASE, REPO, PulumiProject, processes_working_in
 from test_engine_lifecycle import readme_pin_command
 
 BUCKET = "callmask-state"
-AWS = {"AWS_ACCESS_KEY_ID": "local-s3-key", "AWS_SECRET_ACCESS_KEY": "local-s3-secret", "AWS_REGION": "us-east-1"}
 SECRETS = (*TEST_PINS, AUTH_TOKEN, PASSPHRASE)
 ENGINE_GONE_SECONDS = 10  # the plugins poll the engine (here every 0.1 s); a few seconds is the promise
 
@@ -30,22 +28,17 @@ def fake(twilio):
 
 
 @pytest.fixture
-def s3_endpoint():
-    """A new S3 server per test, so each can use the README's bucket as it is written."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    # moto keeps its buckets per process, not per server: start from none
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
-    yield endpoint
-    server.stop()
+def s3_endpoint(aws_endpoint):
+    """The worker's S3 server with no bucket, so each test can use the README's bucket as it is written."""
+    requests.post(f"{aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    return aws_endpoint
 
 
 @pytest.fixture
 def bucket(s3_endpoint):
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name=AWS["AWS_REGION"],
-                          aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"])
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name=LOCAL_AWS["AWS_REGION"],
+                          aws_access_key_id=LOCAL_AWS["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=LOCAL_AWS["AWS_SECRET_ACCESS_KEY"])
     client.create_bucket(Bucket=BUCKET)
     return client, BUCKET
 
@@ -59,7 +52,7 @@ def on_s3(tmp_path, fake, bucket, s3_endpoint) -> PulumiProject:
     """A copy of the project logged in to the bucket with the README's command, the dev stack and its PINs."""
     line = PulumiProject(tmp_path, {"CALLMASK_TWILIO_BASE_URL": fake.base_url, "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
                                     "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "S3_ENDPOINT": s3_endpoint,
-                                    "CALLMASK_ENGINE_WATCH_SECONDS": "0.1", **AWS})
+                                    "CALLMASK_ENGINE_WATCH_SECONDS": "0.1", **LOCAL_AWS})
     del line.environ["PULUMI_BACKEND_URL"]  # the login below decides where the state lives
     line.run_line(readme_s3_login())
     line.run("stack", "init", "dev")
