@@ -67,27 +67,27 @@ def test_adopt_up_call_refresh_and_destroy_through_the_cli(tmp_path, fake, kms_k
     line.run("config", "set", "--path", "callmask:allowedCountries[1]", "US")
     preview = line.run("preview", "--diff")
     assert "[secret]" in preview.stdout and fake.writes()[writes:] == []
-    line.run("up", "--yes")
+    line.apply("up")
     assert list(fake.flows) == [flow_sid] and fake.purchases == [], "the same flow, no number bought"
     assert fake.flows[flow_sid]["commit_message"].startswith("callmask console: adopted from the Console")
     the_number = next(n for n in fake.numbers.values() if n["phone_number"] == number)
     assert the_number["voice_url"] == fake._flow(flow_sid)["webhook_url"]
     assert not [c for c in fake.writes("/IncomingPhoneNumbers") if c.method == "POST"], "the number is untouched"
-    assert "6 unchanged" in line.run("up", "--yes").stdout
+    assert "6 unchanged" in line.apply("up").stdout
     deployed = copy.deepcopy(fake.flows[flow_sid]["definition"])
     fake.edit_flow_in_console(flow_sid, lambda d: d["states"][-1]["properties"].update(say="Edited again."))
-    drift = line.run("refresh", "--yes", "--diff").stdout
+    drift = line.apply("refresh", "--diff").stdout
     assert "differs from the template in: widget say_goodbye" in drift, drift
-    line.run("up", "--yes")
+    line.apply("up")
     assert fake.flows[flow_sid]["definition"] == deployed, "drift on an adopted flow is put back as on any other"
 
     called = callmask(line, "call", "--stack", "console", "--from", CALLER, "--press", CONSOLE_PINS[1] + "#",
                       "--press", "14155550123#")
     assert "outcome: connected (dialed +14155550123)" in called.stdout, called.stdout + called.stderr
-    line.run("refresh", "--yes")
+    line.apply("refresh")
     outputs += [called.stdout]
 
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert flow_sid in fake.flows, "an adopted flow is handed back, never deleted"
     assert fake.published_revision(flow_sid)["definition"] == original
     assert fake.flows[flow_sid]["friendly_name"] == "Dial-out line"
@@ -126,14 +126,14 @@ def test_moving_an_adopted_line_to_a_flow_of_its_own_deletes_the_console_flow(tm
     line = project(tmp_path, fake, kms_key, TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN)
     line.init_stack("console")
     assert callmask(line, "adopt", "--stack", "console", "--flow", flow_sid).returncode == 0
-    line.run("up", "--yes")
+    line.apply("up")
     line.run("config", "rm", "callmask:flowSid")
-    line.run("up", "--yes")
+    line.apply("up")
     (own,) = fake.flows
     assert own != flow_sid, "a new flow, the adopted one (with the Console's PINs in its revisions) deleted"
     the_number = next(n for n in fake.numbers.values() if n["phone_number"] == number)
     assert the_number["voice_url"] == fake._flow(own)["webhook_url"] and fake.purchases == []
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert fake.flows == {} and the_number["voice_url"] in (None, ""), "never left calling a deleted flow"
 
 
@@ -145,13 +145,13 @@ def test_adopting_with_the_pin_checked_by_a_function(tmp_path, fake, kms_key):  
     line.init_stack("console")
     assert callmask(line, "adopt", "--stack", "console", "--flow", flow_sid).returncode == 0
     line.run("config", "set", "callmask:pinCheck", "function")
-    line.run("up", "--yes")
+    line.apply("up")
     assert list(fake.flows) == [flow_sid] and fake.purchases == []
     assert not any(pin in str(fake.flows[flow_sid]["definition"]) for pin in CONSOLE_PINS), "no PIN in the flow"
     called = callmask(line, "call", "--stack", "console", "--from", CALLER, "--press", CONSOLE_PINS[0] + "#",
                       "--press", "14155550123#")
     assert "outcome: connected (dialed +14155550123)" in called.stdout, called.stdout + called.stderr
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert fake.published_revision(flow_sid)["commit_message"].startswith("callmask console: handed back")
 
 

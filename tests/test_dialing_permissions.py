@@ -116,19 +116,19 @@ def test_through_the_cli_check_refuses_in_one_line_and_exactly_applies_repairs_a
     preview = line.run("preview", "--diff")
     assert '"GB: ordinary off, high-risk special off, toll fraud off"' in preview.stdout
     assert '"US: ordinary on, high-risk special off, toll fraud off"' in preview.stdout
-    line.run("up", "--yes")
+    line.apply("up")
     assert enabled(fake) == ["US"] and len(fake.bulk_updates) == 1
     writes = len(fake.writes())
-    assert re.search(r"6 unchanged", line.run("up", "--yes").stdout)
+    assert re.search(r"6 unchanged", line.apply("up").stdout)
     assert len(fake.writes()) == writes, "a second up writes nothing"
 
     fake.dialing_permissions["JM"][ORDINARY] = True  # enabled in the Console
-    refreshed = line.run("refresh", "--yes", "--diff")
+    refreshed = line.apply("refresh", "--diff")
     assert "changed outside callmask: JM: ordinary off" in refreshed.stdout
-    line.run("up", "--yes")
+    line.apply("up")
     assert enabled(fake) == ["US"]
 
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     expected = new_account_permissions()
     expected["US"][ORDINARY] = False  # as the account had it before the first write
     assert fake.dialing_permissions == expected
@@ -152,7 +152,7 @@ def test_through_the_cli_a_preview_without_credentials_skips_and_at_least_enable
     line.run_line(readme_pin_command())
     line.run("config", "set", "callmask:dialingPermissions", "atLeast")
     fake.dialing_permissions["US"][ORDINARY] = False
-    line.run("up", "--yes")
+    line.apply("up")
     assert enabled(fake) == ["GB", "US"], "US enabled, GB (not the line's) left as it was"
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert enabled(fake) == ["GB"], "US is put back as it was before the first write"

@@ -115,7 +115,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key
     assert fake.writes() == [], "a preview must not write to Twilio"
 
     # up: the flow (its first revision published: no caller had one), the number and the binding
-    line.run("up", "--yes")
+    line.apply("up")
     (flow_sid,) = fake.flows
     assert fake.numbers[owned["sid"]]["voice_url"] == fake._flow(flow_sid)["webhook_url"]
     assert fake.numbers[owned["sid"]]["voice_application_sid"] is None
@@ -128,7 +128,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key
 
     # a second up: no changes, and not one write to Twilio
     writes = len(fake.writes())
-    again = line.run("up", "--yes")
+    again = line.apply("up")
     assert re.search(r"6 unchanged", again.stdout), again.stdout
     assert len(fake.writes()) == writes
 
@@ -148,7 +148,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key
         in changed.output, "the preview says a draft is made and which revision stays live"
     assert re.search(r"\+ draftRevision\s*: \[unknown\]", changed.stdout), "and that a draft is coming"
     calls = len(fake.calls)
-    line.run("up", "--yes")
+    line.apply("up")
     step = fake.calls[calls:]
     assert [(c.method, c.path) for c in step if c.method != "GET"] == [
         ("POST", "/v2/Flows/Validate"), ("POST", f"/v2/Flows/{flow_sid}")]
@@ -186,11 +186,11 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key
     # draft's, and up puts callmask's published revision back, then the draft
     fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][1]["properties"].update(
         say="Published in the Console."))
-    refreshed = line.run("refresh", "--yes", "--diff")
+    refreshed = line.apply("refresh", "--diff")
     assert re.search(r'drift *: ("" => )?"published revision 3 was published outside callmask \(callmask published '
                      r'revision 1\); draft revision 2 is no longer the latest \(revision 3, published\)"',
                      refreshed.stdout), refreshed.stdout
-    line.run("up", "--yes")
+    line.apply("up")
     revisions = fake.flows[flow_sid]["revisions"]
     assert [r["status"] for r in revisions] == ["published", "draft", "published", "published", "draft"]
     assert revisions[3]["definition"] == revisions[0]["definition"] and revisions[4]["definition"] == \
@@ -201,7 +201,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key
     line.run("config", "set", "callmask:publish", "true")
     publishing = line.run("preview", "--diff")
     assert re.search(r"~ publish\s*: false => true", publishing.stdout), publishing.stdout
-    line.run("up", "--yes")
+    line.apply("up")
     assert [r["status"] for r in revisions][5:] == ["published"]
     assert revisions[5]["definition"] == revisions[4]["definition"]
     assert goodbye_heard(fake, CALLER) == NEW_GOODBYE
@@ -213,11 +213,11 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key
     # a Console edit: refresh reports the drift, the next up puts the template back
     fake.edit_flow_in_console(flow_sid, lambda definition: definition["states"][-1]["properties"].update(
         say="Edited in the Console."))
-    refreshed = line.run("refresh", "--yes", "--diff")
+    refreshed = line.apply("refresh", "--diff")
     assert re.search(r'[+~] drift *: ("" => )?"revision \d+ differs from the template in: widget say_goodbye"',
                      refreshed.stdout), refreshed.stdout
     assert len(refreshed.stdout.splitlines()) <= 40, "the drift alone, not every input of the flow"
-    line.run("up", "--yes")
+    line.apply("up")
     assert fake.flows[flow_sid]["definition"] == rendered_definition("prod", line.root)
 
     # no secret in the state, its export or anything the CLI printed
@@ -228,7 +228,7 @@ def test_prod_lifecycle_with_credentials_in_stack_config(tmp_path, fake, kms_key
     assert_no_secret((line.root / "Pulumi.prod.yaml").read_text(), "Pulumi.prod.yaml")
 
     # destroy: the flow is deleted, the number's previous voice settings are back, the number is kept
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert fake.flows == {}
     assert fake.numbers[owned["sid"]]["voice_url"] == PREVIOUS_VOICE_URL
     assert fake.numbers[owned["sid"]]["voice_application_sid"] == PREVIOUS_APPLICATION
@@ -242,29 +242,29 @@ def test_dev_lifecycle_with_credentials_in_the_environment(tmp_path, fake, kms_k
                    TWILIO_API_SECRET=API_SECRET)
     line.init_stack("dev")
     line.run_line(readme_pin_command())
-    line.run("up", "--yes")
+    line.apply("up")
     (number,) = fake.numbers.values()
     assert number["friendly_name"] == "callmask-dev" and number["phone_number"].startswith("+1415")
 
     # the spend alert: created, a new amount a new trigger (Twilio cannot change it), the callback in place
     line.run("config", "set", "--path", "callmask:spendAlert.dailyUsd", "25")
     line.run("config", "set", "--path", "callmask:spendAlert.callbackUrl", "https://alerts.example.com/spend")
-    line.run("up", "--yes")
+    line.apply("up")
     (first,) = fake.usage_triggers.values()
     assert (first["trigger_value"], first["usage_category"], first["recurring"]) == ("25.00", "calls-outbound", "daily")
     line.run("config", "set", "--path", "callmask:spendAlert.dailyUsd", "40")
     replacing = line.run("preview", "--diff")
     assert re.search(r"\+-.*twilio:SpendAlert: \(replace\)", replacing.stdout), replacing.stdout
     assert re.search(r'~ daily_usd\s*: "25.00" => "40.00"', replacing.stdout), replacing.stdout
-    line.run("up", "--yes")
+    line.apply("up")
     (second,) = fake.usage_triggers.values()
     assert second["sid"] != first["sid"] and second["trigger_value"] == "40.00"
     line.run("config", "set", "--path", "callmask:spendAlert.callbackUrl", "https://alerts.example.com/v2")
-    line.run("up", "--yes")
+    line.apply("up")
     (third,) = fake.usage_triggers.values()
     assert third["sid"] == second["sid"] and third["callback_url"] == "https://alerts.example.com/v2"
 
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert fake.flows == {} and fake.numbers == {}, "dev has releaseNumberOnDestroy: true"
     assert fake.usage_triggers == {}, "the spend alert goes with the stack"
     assert_no_secret(line.state_text() + line.printed(), "state and CLI output")

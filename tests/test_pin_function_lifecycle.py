@@ -86,7 +86,7 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, k
     assert re.search(r"pins\s*: \[secret\]", preview.stdout) and re.search(r"salt\s*: \[(secret|unknown)\]", preview.stdout)
     assert fake.writes() == []
 
-    line.run("up", "--yes")
+    line.apply("up")
     (flow_sid, flow), (service,) = next(iter(fake.flows.items())), list(fake.services.values())
     (environment,) = service["environments"].values()
     outputs = json.loads(line.run("stack", "output", "--json").stdout)
@@ -125,7 +125,7 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, k
     # the key rotated as the security page says: a new key in the Function's variables, the old one gone
     key_urn = next(r["urn"] for r in json.loads(line.run("stack", "export").stdout)["deployment"]["resources"]
                    if r["type"].endswith("twilio:ApiKey"))
-    line.run("up", "--yes", "--replace", key_urn)
+    line.apply("up", "--replace", key_urn)
     (new_key, new_secret), = fake.api_keys.items()
     assert new_secret != guard_secret and fake.deployed_function(outputs["pinCheckUrl"])[1]["GUARD_KEY_SID"] == new_key
     assert call(fake, ALICE)[-1] == "say_goodbye", "the guard reaches Sync with the new key"
@@ -148,7 +148,7 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, k
     assert_no_secret(report.stdout + played.stdout + report.stderr + played.stderr, "callmask's output")
 
     writes = len(fake.writes())
-    again = line.run("up", "--yes")
+    again = line.apply("up")
     assert re.search(r"17 unchanged", again.stdout), again.stdout
     assert len(fake.writes()) == writes, "a second up writes nothing"
 
@@ -159,7 +159,7 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, k
     assert "StudioFlow" not in "".join(l for l in rotation.stdout.splitlines() if l.strip().startswith(("~", "+-")))
     assert re.search(r'- \[1\]: "bob"', rotation.stdout) or re.search(r'~ \[1\]: "bob" => "carol"', rotation.stdout)
     calls = len(fake.calls)
-    line.run("up", "--yes")
+    line.apply("up")
     assert writes_since(fake, calls) == ["/v1/Services/…/Functions/…/Versions", "/v1/Services/…/Builds",
                                          "/v1/Services/…/Environments/…/Deployments", "/v1/Services/…/Builds/…"]
     assert len(flow["revisions"]) == 1, "a PIN change makes no flow revision"
@@ -168,9 +168,9 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, k
     # someone deploys other code in the Console: refresh says so, up deploys the stack's build again
     ours = environment["build_sid"]
     theirs = fake.deploy_in_console(next(iter(fake.services)), "exports.handler = (c, e, cb) => cb(null, 'hi');")
-    refreshed = line.run("refresh", "--yes", "--diff")
+    refreshed = line.apply("refresh", "--diff")
     assert f"the environment runs build {theirs}, deployed outside callmask (callmask deployed {ours})" in refreshed.stdout
-    line.run("up", "--yes")
+    line.apply("up")
     assert environment["build_sid"] == ours and call(fake, CAROL)[-1] == "say_goodbye"
     assert not any(pin in revisions_text(fake) for pin in (ALICE, BOB, CAROL)), "no PIN in any flow revision"
 
@@ -181,7 +181,7 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, k
     assert fake.services and call(fake, ALICE)[-1] == "say_goodbye"
     line.run("config", "set", "callmask:publish", "true")
     calls = len(fake.calls)
-    line.run("up", "--yes")
+    line.apply("up")
     step = writes_since(fake, calls)
     assert step.index("/v2/Flows/…") < step.index("/v1/Services/…"), "the flow leaves the Function before it goes"
     assert [path for path in step if path.startswith("/v1/Services")] == ["/v1/Services/…"] * 2, \
@@ -192,14 +192,14 @@ def test_prod_checks_pins_in_its_function_through_the_real_cli(tmp_path, fake, k
     # and back: the Function is deployed before the flow points at it
     line.run("config", "set", "callmask:pinCheck", "function")
     calls = len(fake.calls)
-    line.run("up", "--yes")
+    line.apply("up")
     step = writes_since(fake, calls)
     assert step.index("/v1/Services/…/Environments/…/Deployments") < step.index("/v2/Flows/…")
     assert call(fake, CAROL)[-1] == "say_goodbye" and call(fake, BOB)[-1] == "say_invalid_pin"
 
     (environment,) = next(iter(fake.services.values()))["environments"].values()
     salt = next(v["value"] for v in environment["variables"].values() if v["key"] == pin_function.SALT_VARIABLE)
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert fake.services == {} and fake.flows == {} and fake.sync_services == {} and fake.key_names == {}
     number = fake.numbers[owned["sid"]]
     assert number["voice_url"] == "https://voice.example.com/previous", "the number's voice settings are back"

@@ -71,15 +71,15 @@ def bucket_text(bucket) -> str:
 def test_the_lifecycle_on_an_s3_backend_keeps_no_secret_in_the_bucket(tmp_path, fake, bucket, s3_endpoint):
     line = on_s3(tmp_path, fake, bucket, s3_endpoint)
     assert "s3://" in line.run("whoami", "--verbose").stdout
-    line.run("up", "--yes")
+    line.apply("up")
     writes = len(fake.writes())
-    assert re.search(r"6 unchanged", line.run("up", "--yes").stdout)
+    assert re.search(r"6 unchanged", line.apply("up").stdout)
     assert len(fake.writes()) == writes, "a second up writes nothing to Twilio"
     stored = bucket_text(bucket)
     assert '"urn:pulumi:dev::callmask::' in stored, "the checkpoint lives in the bucket"
     for secret in SECRETS:
         assert secret not in stored, f"a secret ({len(secret)} characters) is in an object of the bucket"
-    line.run("destroy", "--yes")
+    line.apply("destroy")
     assert fake.flows == {} and fake.numbers == {}
 
 
@@ -99,7 +99,7 @@ def test_two_deploys_of_one_stack_at_once_one_waits_for_nothing_and_fails_plainl
     assert len(fake.flows) == 1 and len(fake.numbers) == 1, "only the first up deployed"
     state = json.loads(line.run("stack", "export").stdout)
     assert not state["deployment"].get("pending_operations")
-    assert re.search(r"6 unchanged", line.run("up", "--yes").stdout), "the state the first up left is whole"
+    assert re.search(r"6 unchanged", line.apply("up").stdout), "the state the first up left is whole"
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_a_killed_up_leaves_no_process_and_the_readme_recovery_finishes_the_job(
     assert len(fake.numbers) == 1
     state = json.loads(line.run("stack", "export").stdout)
     assert not state["deployment"].get("pending_operations")
-    assert re.search(r"6 unchanged", line.run("up", "--yes").stdout)
+    assert re.search(r"6 unchanged", line.apply("up").stdout)
 
 
 def readme_recovery() -> list[str]:

@@ -126,7 +126,7 @@ class Demo:
         self.announce("Previewing the line: what `pulumi up` will create (the PINs stay [secret])")
         self.pulumi("preview", "--diff")
         self.announce("Deploying it: the Studio Flow, a number bought from the local Twilio, and its voice webhook")
-        self.pulumi("up", "--yes")
+        self.pulumi("up", "--yes", "--skip-preview")  # the changes the preview above just showed
         self.announce("The stack's outputs")
         self.pulumi("stack", "output")
 
