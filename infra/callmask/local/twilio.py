@@ -249,16 +249,7 @@ class LocalTwilio(LocalSync, LocalServerless):
     def reset(self) -> "LocalTwilio":
         """A new account on the same server (one server serves every test of a worker): every field back
         to its default, once no request is in flight."""
-        self.release()
-        self.settle()
-        self._stop_functions()
-        with self._lock:
-            for spec_field in fields(self):
-                if spec_field.name in self.SERVER_FIELDS:
-                    continue
-                default = spec_field.default if spec_field.default_factory is MISSING else spec_field.default_factory()
-                setattr(self, spec_field.name, default)
-        return self
+        return self._renewed({})
 
     def account_state(self) -> dict[str, Any]:
         """The account's fields as they are now (not the requests seen or the faults set), once no request is
@@ -274,10 +265,25 @@ class LocalTwilio(LocalSync, LocalServerless):
 
     def restore(self, snapshot: bytes) -> "LocalTwilio":
         """A new account (as `reset`) holding what the snapshot held."""
-        self.reset()
+        return self._renewed(pickle.loads(snapshot))
+
+    def _renewed(self, account: dict[str, Any]) -> "LocalTwilio":
+        """Every field but the server's set to `account`'s value, or else to its default, once no request is
+        in flight (a default the account replaces is not made: a new account's dialing permissions are a
+        list of every country)."""
+        self.release()
+        self.settle()
+        self._stop_functions()
         with self._lock:
-            for name, value in pickle.loads(snapshot).items():
-                setattr(self, name, value)
+            for spec_field in fields(self):
+                if spec_field.name in self.SERVER_FIELDS:
+                    continue
+                if spec_field.name in account:
+                    setattr(self, spec_field.name, account[spec_field.name])
+                elif spec_field.default_factory is MISSING:
+                    setattr(self, spec_field.name, spec_field.default)
+                else:
+                    setattr(self, spec_field.name, spec_field.default_factory())
         return self
 
     def pause(self, method: str, path: str) -> None:
