@@ -31,7 +31,9 @@ def timed(command: list[str], cwd: Path, environ: dict[str, str] | None = None) 
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=environ)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        print(done.stdout[-3000:] + done.stderr[-3000:])
+        failures = done.stdout.find("= FAILURES =")  # before the fault matrix's table, which is long
+        print((done.stdout[failures:failures + 6000] + "\n...\n" if failures >= 0 else "")
+              + done.stdout[-3000:] + done.stderr[-3000:])
         print(f"`{' '.join(command)}` exited {done.returncode}")
     return seconds, done.stdout
 
