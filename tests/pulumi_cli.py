@@ -48,8 +48,9 @@ def offline_environment(home: Path, backend: Path) -> dict[str, str]:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_SKIP_CONFIRMATIONS": "true",
-        # Not the README's: the CLI and its Go plugins live for one command, so their garbage collector
-        # runs a quarter as often as Go's default (a tenth less CPU per command; memory is no concern).
+        # Not the README's: the CLI and its Go plugins live for one command and allocate most of their memory
+        # initialising, so their garbage collector runs a quarter as often as Go's default would have it
+        # (the saving: docs/development.md).
         "GOGC": "400",
         "HOME": os.environ.get("HOME", str(home)),
     }
@@ -124,9 +125,8 @@ class PulumiProject:
 
     def apply(self, command: str, *args: str, check: bool = True) -> Result:
         """`pulumi up|refresh|destroy --yes --skip-preview`: the command's changes without the preview it
-        would run first (the program and the providers' reads once more: 0.85 of the 2.1 CPU-s of an `up`).
-        The tests run `pulumi preview` where what a preview shows is checked, a command expected to fail with
-        its preview, and the docs' command lines as written."""
+        would run first (the program and the providers' reads once more). What a preview shows is checked on
+        `pulumi preview`; an `up` expected to fail runs with its preview, and the docs' lines as written."""
         return self.run(command, "--yes", "--skip-preview", *args, check=check)
 
     def init_stack(self, name: str) -> Result:
