@@ -73,13 +73,18 @@ def cli_version(cli: str, modified: int) -> str:
     return subprocess.run([cli, "version"], capture_output=True, text=True).stdout.strip()
 
 
-def kms_secrets_provider(endpoint: str) -> str:
-    """A new key of the KMS at `endpoint` as a stack's `--secrets-provider` (reached with LOCAL_AWS)."""
+def local_aws_client(service: str, endpoint: str):
+    """A boto3 client of `service` on the local AWS server at `endpoint`, with LOCAL_AWS's keys."""
     import boto3
 
-    kms = boto3.client("kms", endpoint_url=endpoint, region_name=LOCAL_AWS["AWS_REGION"],
-                       aws_access_key_id=LOCAL_AWS["AWS_ACCESS_KEY_ID"],
-                       aws_secret_access_key=LOCAL_AWS["AWS_SECRET_ACCESS_KEY"])
+    return boto3.client(service, endpoint_url=endpoint, region_name=LOCAL_AWS["AWS_REGION"],
+                        aws_access_key_id=LOCAL_AWS["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=LOCAL_AWS["AWS_SECRET_ACCESS_KEY"])
+
+
+def kms_secrets_provider(endpoint: str) -> str:
+    """A new key of the KMS at `endpoint` as a stack's `--secrets-provider` (reached with LOCAL_AWS)."""
+    kms = local_aws_client("kms", endpoint)
     key = kms.create_key(Description="a callmask test stack's secrets")["KeyMetadata"]["KeyId"]
     return f"awskms://{key}?region={LOCAL_AWS['AWS_REGION']}&endpoint={endpoint}"
 

@@ -9,12 +9,11 @@ import re
 import signal
 import time
 
-import boto3
 import pytest
 import requests
 from callmask.local.twilio import ACCOUNT_SID, AUTH_TOKEN
 from conftest import TEST_PINS
-from pulumi_cli import LOCAL_AWS, PASSPHRASE, REPO, PulumiProject, processes_working_in
+from pulumi_cli import LOCAL_AWS, PASSPHRASE, REPO, PulumiProject, local_aws_client, processes_working_in
 from test_engine_lifecycle import readme_pin_command
 
 BUCKET = "callmask-state"
@@ -36,9 +35,7 @@ def s3_endpoint(aws_endpoint):
 
 @pytest.fixture
 def bucket(s3_endpoint):
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name=LOCAL_AWS["AWS_REGION"],
-                          aws_access_key_id=LOCAL_AWS["AWS_ACCESS_KEY_ID"],
-                          aws_secret_access_key=LOCAL_AWS["AWS_SECRET_ACCESS_KEY"])
+    client = local_aws_client("s3", s3_endpoint)
     client.create_bucket(Bucket=BUCKET)
     return client, BUCKET
 
