@@ -65,7 +65,9 @@ def pin_check_service(stack: str) -> TwimlService:
     salt = pin_function.new_salt()
     code = pin_function.deployed_code(pin_function.source(), settings.function_values(), settings.labeled_pins(),
                                       salt, FAST_KDF)
-    function = pin_function.LocalFunction(code, Path(tempfile.mkdtemp(prefix="callmask-test-function-")))
+    scratch = tempfile.TemporaryDirectory(prefix="callmask-test-function-")
+    function = pin_function.LocalFunction(code, Path(scratch.name))
+    atexit.register(scratch.cleanup)  # after the runtimes stop (atexit runs last-registered first)
     atexit.register(function.close)
     return function.service({pin_function.SALT_VARIABLE: salt})
 
