@@ -7,12 +7,15 @@ twice (the second must not write) and `destroy`. Whatever happened, the end must
 number held at a time, a number released only when the stack says so, no flow left behind, the number's voice
 settings as they were, and every failure told in one line without a secret.
 
-Two shortcuts keep that cheap, both resting on one premise that a test checks (what a command does depends
+Three shortcuts keep that cheap, all resting on one premise that a test checks (what a command does depends
 only on the account and the line's state it starts from; the accounts' clock stands still, so equal states
 are equal to the byte):
 - a case resumes its command at the step that makes the faulted call, from the account and line as the
   fault-free run began that step: the steps before it are that run's, and only the steps from the fault on
   run again;
+- a fault the step got over (a retried 429, a create found again after its answer was lost) leaves the
+  state the fault-free run began the next step in: with no fault left armed for the calls still to come and
+  nothing about to land, the rest of the command is that run's, and the case goes on from where it ended;
 - many faults leave the same state behind (a refused write and a write cut before Twilio acted leave what
   was there), so recovery is proven once per state the run meets, as a model checker visits each state once:
   every case runs its fault and gets its outcome, and one that reaches a state already proven stops there.
@@ -228,6 +231,7 @@ class Step:
     index: int
     account: bytes
     line: Line
+    state: str  # state_reached there
 
 
 @dataclass
@@ -236,10 +240,14 @@ class Listing:
     calls: list[tuple[str, str]]
     steps: list[Step]
     callers_had: dict | None  # the definition the callers had before the command
+    end: tuple[bytes, Line]  # the account and line the run ended with
 
     def resumed_before(self, call_index: int) -> Step:
         """The last step to begin before the call is made: up to there the command is the fault-free run."""
         return [step for step in self.steps if step.calls_made <= call_index][-1]
+
+    def step_after(self, step: Step) -> Step | None:
+        return next((later for later in self.steps if later.index > step.index), None)
 
 
 LISTINGS: dict[tuple[str, str], Listing] = {}
@@ -260,11 +268,13 @@ def fault_free_listing(fake: LocalTwilio, stack: str, command: str) -> Listing:
     steps: list[Step] = []
 
     def step_begins(index: int) -> None:
-        steps.append(Step(len(fake.calls) - before, index, fake.snapshot(), copied(line)))
+        steps.append(Step(len(fake.calls) - before, index, fake.snapshot(), copied(line),
+                          state_reached(fake, stack, command, line)))
 
     run(line, command, before_step=step_begins)
     assert not fake.spec_violations, fake.spec_violations
-    return Listing([(call.method, call.path) for call in fake.calls[before:]], steps, callers_had)
+    return Listing([(call.method, call.path) for call in fake.calls[before:]], steps, callers_had,
+                   (fake.snapshot(), copied(line)))
 
 
 def assert_one_clean_line(error: Exception) -> None:
@@ -275,18 +285,13 @@ def assert_one_clean_line(error: Exception) -> None:
         assert secret not in text
 
 
+class RestAsListed(Exception):
+    """The faulted step ended where the fault-free run began the next one: the rest is that run's."""
+
+
 def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listing: Listing, fault: str,
              mode: str, recovered: Path) -> str:
-    step = listing.resumed_before(call_index)
-    fake.restore(step.account)
-    line = copied(step.line)
-    arm(fake, listing, call_index, step.calls_made, fault, MODES[mode])
-    outcome = "ok"
-    try:
-        run(line, command, start=step.index)
-    except Exception as error:  # every failure must be a clean line; which one is the point of the test
-        assert_one_clean_line(error)
-        outcome = "err"
+    outcome, line = faulted_run(fake, stack, command, call_index, listing, fault, mode)
     fake.settle()
     fake.faults.clear()
     proof = recovered / state_reached(fake, stack, command, line)
@@ -294,6 +299,42 @@ def one_case(fake: LocalTwilio, stack: str, command: str, call_index: int, listi
         recover(fake, stack, command, line, listing.callers_had)
         proof.touch()
     return outcome
+
+
+def faulted_run(fake: LocalTwilio, stack: str, command: str, call_index: int, listing: Listing, fault: str,
+                mode: str, shortcut: bool = True) -> tuple[str, Line]:
+    """The command with the fault: "ok" or "err", and the line as it left it."""
+    step = listing.resumed_before(call_index)
+    fake.restore(step.account)
+    line = copied(step.line)
+    arm(fake, listing, call_index, step.calls_made, fault, MODES[mode])
+    following = listing.step_after(step)
+
+    def after_the_faulted_step(index: int) -> None:
+        if shortcut and following is not None and index == following.index and \
+                goes_on_as_listed(fake, listing, following, state_reached(fake, stack, command, line)):
+            raise RestAsListed
+
+    outcome = "ok"
+    try:
+        run(line, command, start=step.index, before_step=after_the_faulted_step)
+    except RestAsListed:
+        fake.restore(listing.end[0])
+        line = copied(listing.end[1])
+    except Exception as error:  # every failure must be a clean line; which one is the point of the test
+        assert_one_clean_line(error)
+        outcome = "err"
+    return outcome, line
+
+
+def goes_on_as_listed(fake: LocalTwilio, listing: Listing, step: Step, state: str) -> bool:
+    """Whether the command, about to begin `step` in `state` (taken once every request has landed, as the next
+    request would wait for them), makes the rest of its fault-free run: the state is the one that run began the
+    step in, and no armed fault matches a call still to come."""
+    to_come = listing.calls[step.calls_made:]
+    armed = [fault for fault in fake.faults if fault.times > 0]
+    return state == step.state and not any(fault.method == method and fault.path.search(path)
+                                           for fault in armed for method, path in to_come)
 
 
 def arm(fake: LocalTwilio, listing: Listing, call_index: int, calls_made: int, fault: str, times: int = 1) -> None:
@@ -431,3 +472,19 @@ def test_what_follows_a_fault_depends_only_on_the_state_it_left(account):
     assert whole[0] == resumed[0], "the command resumed left another state than the whole command"
     assert whole[1] == resumed[1] and whole[2] == resumed[2], "equal states, yet the rest of the case went otherwise"
     assert refused[0] != whole[0], "a key created and a key refused left states that compare equal"
+
+
+def test_a_fault_the_step_got_over_leaves_the_rest_to_the_fault_free_run(account):
+    """The third shortcut's premise: a case whose faulted step ends where the fault-free run began the next
+    step, run through to the end, ends as that run did (the same outcome, account and line)."""
+    stack, command = "dev", "up-create"
+    listing = listing_of(account, stack, command)
+    step = next(step for step in listing.steps[1:] if (following := listing.step_after(step))
+                and following.calls_made > step.calls_made)
+    ends = []
+    for shortcut in (False, True):
+        outcome, line = faulted_run(account, stack, command, step.calls_made, listing, "429", "first", shortcut)
+        ends.append((outcome, state_reached(account, stack, command, line), len(account.calls)))
+    (whole, whole_state, whole_calls), (short, short_state, short_calls) = ends
+    assert whole == short == "ok" and whole_state == short_state, "the rest went otherwise than the fault-free run"
+    assert short_calls < whole_calls, "the case did not go on from where the fault-free run ended"
