@@ -487,4 +487,5 @@ def test_a_fault_the_step_got_over_leaves_the_rest_to_the_fault_free_run(account
         ends.append((outcome, state_reached(account, stack, command, line), len(account.calls)))
     (whole, whole_state, whole_calls), (short, short_state, short_calls) = ends
     assert whole == short == "ok" and whole_state == short_state, "the rest went otherwise than the fault-free run"
+    # Going on from the fault-free run's end restores its account, which has made none of the rest's calls.
     assert short_calls < whole_calls, "the case did not go on from where the fault-free run ended"
