@@ -5,6 +5,7 @@ stack config through Configure, and answers Check, Diff, Create, Read, Update an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import select
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +165,9 @@ def test_the_program_and_the_provider_host_start_without_what_only_a_twilio_call
 @dataclass
 class Engine:
     """A stand-in for the engine as its plugins see it: its address, and a health service that answers
-    Unimplemented (an engine without one still counts as alive), counting the checks."""
+    Unimplemented (an engine without one still counts as alive), counting the checks. It takes a program's
+    log lines and root resource; as a resource monitor it implements nothing (a program takes that for a
+    monitor with no optional feature, and runs until it registers its stack)."""
     address: str
     health_checks: threading.Semaphore
     server: grpc.Server
@@ -178,17 +182,25 @@ def engine():
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "no health service")
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
-        "Check": grpc.unary_unary_rpc_method_handler(without_health_service)}),))
+    empty = grpc.unary_unary_rpc_method_handler(lambda _request, _context: b"")  # an empty message of any type
+    server.add_generic_rpc_handlers((
+        grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+            "Check": grpc.unary_unary_rpc_method_handler(without_health_service)}),
+        grpc.method_handlers_generic_handler("pulumirpc.Engine", {
+            "Log": empty, "GetRootResource": empty, "SetRootResource": empty}),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield Engine(f"127.0.0.1:{port}", health_checks, server)
     server.stop(None)
 
 
+# It says it runs (in its folder), then waits for its input to end, which the test closes to end it.
+WAITING_PROGRAM = "import pathlib, sys\n\npathlib.Path('running').touch()\nsys.stdin.read()\n"
+
+
 class LanguageHost:
     """The language host `make setup` builds (tools/pulumi/language-host), started as the engine starts it:
-    in a process group of its own, with the engine's address."""
+    in a process group of its own, with the engine's address. Its programs read its standard input."""
 
     def __init__(self, engine_address: str):
         path = TOOLS_BIN / "pulumi-language-python"
@@ -196,19 +208,38 @@ class LanguageHost:
         environment = {key: value for key, value in os.environ.items() if key != BASE_URL_VARIABLE}
         environment.update({"PATH": f"{sys.prefix}/bin{os.pathsep}{os.environ['PATH']}",
                             "CALLMASK_ENGINE_WATCH_SECONDS": "0.01"})
-        self.process = subprocess.Popen([path, engine_address], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env=environment, start_new_session=True)
+        self.engine_address = engine_address
+        self.process = subprocess.Popen([path, engine_address], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True)
         self.stub = language_pb2_grpc.LanguageRuntimeStub(
             grpc.insecure_channel(f"127.0.0.1:{int(self.process.stdout.readline())}"))
 
-    def run_nothing(self, folder: Path, warm: bool) -> language_pb2.RunResponse:
-        """Run with no engine to register with (the program fails at once), with the project option or without."""
+    def run(self, folder: Path, warm: bool, monitor: str = "127.0.0.1:1") -> language_pb2.RunResponse:
+        """Run the program in `folder`, with the project option or without; with no monitor to register with
+        (the default), it fails at once."""
         options = struct_pb2.Struct()
         options.update({"toolchain": "pip", **({"warmProviderHost": True} if warm else {})})
         return self.stub.Run(language_pb2.RunRequest(
-            project="callmask", stack="dev", pwd=str(folder), monitor_address="127.0.0.1:1",
+            project="callmask", stack="dev", pwd=str(folder), monitor_address=monitor,
             info=language_pb2.ProgramInfo(root_directory=str(folder), program_directory=str(folder), entry_point=".",
                                         options=options)))
+
+    @contextlib.contextmanager
+    def waiting_program(self, folder: Path) -> Iterator[Callable[[], None]]:
+        """A program run with the project option that runs until the function given is called (it ends
+        every program waiting)."""
+        folder.mkdir()
+        (folder / "__main__.py").write_text(WAITING_PROGRAM)
+        with futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(self.run, folder, True, self.engine_address)
+            try:
+                yield self.release_programs
+            finally:
+                self.release_programs()
+
+    def release_programs(self) -> None:
+        if self.process.stdin and not self.process.stdin.closed:
+            self.process.stdin.close()
 
     def stop(self, group: bool = True) -> int:
         """Interrupt it as the engine stops its plugins (its process group), or it alone."""
@@ -217,16 +248,32 @@ class LanguageHost:
 
 
 def warm_hosts(engine_address: str) -> dict[int, str]:
-    """The warm provider hosts started for the engine at `engine_address`: pid -> socket (their command lines)."""
-    hosts = {}
+    """The warm provider hosts forked off programs for the engine at `engine_address`: pid -> socket. A host
+    has its program's command line (`dynamic-provider-host --beside SOCKET ...`), and the program is its parent."""
+    started: dict[int, tuple[str, int]] = {}
     for process in Path("/proc").iterdir():
         try:
             words = (process / "cmdline").read_bytes().decode().split("\0")
-        except (OSError, ValueError):
+            parent = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if "--warm" in words and engine_address in words:
-            hosts[int(process.name)] = words[words.index("--warm") + 1]
-    return hosts
+        if "--beside" in words and engine_address in words:
+            started[int(process.name)] = (words[words.index("--beside") + 1], parent)
+    return {pid: socket for pid, (socket, parent) in started.items() if parent in started}
+
+
+def the_warm_host(engine_address: str) -> tuple[int, str]:
+    """The one warm host for the engine, once its program has forked it off."""
+    wait_until(lambda: warm_hosts(engine_address), "no program forked a warm host off")
+    ((pid, socket_path),) = warm_hosts(engine_address).items()
+    return pid, socket_path
+
+
+def wait_until(condition: Callable[[], object], failure: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.01)
 
 
 def wait_for_exit(pid: int) -> None:
@@ -282,29 +329,30 @@ def test_the_language_host_serves_the_engine_and_ends_with_it(engine):
             host.process.wait()
 
 
-def test_the_plugin_claims_the_provider_host_started_beside_the_program(engine, twilio, tmp_path):
-    """With `warmProviderHost` (Pulumi.yaml), the language host starts the dynamic-provider host as it starts
-    the program; the plugin the engine starts claims it, and it serves as the plugin would itself: in the
-    plugin's folder, with its environment (here the local Twilio's address, which the language host lacks),
-    its port on the plugin's output. Stopped as the engine stops it, the plugin takes the host with it; a
-    second plugin finds none to claim and starts its own."""
+def test_the_plugin_claims_the_provider_host_forked_off_the_program(engine, twilio, tmp_path):
+    """With `warmProviderHost` (Pulumi.yaml), the program's process forks the dynamic-provider host off as it
+    starts; the plugin the engine starts claims it, and it serves as the plugin would itself: in the plugin's
+    folder, with its environment (here the local Twilio's address, which the language host lacks), its port
+    on the plugin's output, also once the program has ended. Stopped as the engine stops it, the plugin takes
+    the host with it; a second plugin finds none to claim and starts its own."""
     language_host = LanguageHost(engine.address)
     plugin = cold = None
     try:
-        assert language_host.run_nothing(tmp_path, warm=False).error and warm_hosts(engine.address) == {}, \
+        assert language_host.run(tmp_path, warm=False).error and warm_hosts(engine.address) == {}, \
             "without the option, no host is started"
-        assert language_host.run_nothing(tmp_path, warm=True).error
-        ((warm_pid, socket_path),) = warm_hosts(engine.address).items()
-        assert listening(socket_path)  # else the plugin finds no host ready and starts its own, as it should
-        plugin = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
-        assert executable(plugin.process.pid) == "pulumi-resource-pulumi-python" and not Path(socket_path).exists()
-        assert Path(f"/proc/{warm_pid}/cwd").resolve() == MAIN_DIR
-        assert holds(warm_pid, plugin.process.stderr) and not holds(warm_pid, language_host.process.stderr)
-        plugin.stub.Configure(proto.ConfigureRequest(
-            args=struct({"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN})))
+        with language_host.waiting_program(tmp_path / "program") as end_program:
+            warm_pid, socket_path = the_warm_host(engine.address)
+            assert listening(socket_path)  # else the plugin finds no host ready and starts its own, as it should
+            plugin = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
+            assert executable(plugin.process.pid) == "pulumi-resource-pulumi-python" and not Path(socket_path).exists()
+            assert Path(f"/proc/{warm_pid}/cwd").resolve() == MAIN_DIR
+            assert holds(warm_pid, plugin.process.stderr) and not holds(warm_pid, language_host.process.stderr)
+            plugin.stub.Configure(proto.ConfigureRequest(
+                args=struct({"twilio:accountSid": ACCOUNT_SID, "twilio:authToken": AUTH_TOKEN})))
+            end_program()
         flow_urn, news = urn("StudioFlow"), with_provider(StudioFlowProvider(), flow_props())
         created = plugin.stub.Create(proto.CreateRequest(urn=flow_urn, properties=struct(news)))
-        assert created.id in twilio.flows
+        assert created.id in twilio.flows, "claimed, the host outlives its program"
 
         cold = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
         assert executable(cold.process.pid).startswith("python"), "no host left to claim: the plugin became one"
@@ -318,21 +366,29 @@ def test_the_plugin_claims_the_provider_host_started_beside_the_program(engine, 
         language_host.process.kill()
 
 
-@pytest.mark.parametrize("group", [True, False], ids=["interrupted-with-its-group", "missed-the-interrupt"])
-def test_a_provider_host_no_plugin_claims_ends_with_the_language_host_and_removes_its_socket(engine, tmp_path,
-                                                                                             group):
-    """Stopped with the language host, also when it missed the engine's interrupt of the group (started
-    while it was on its way). Until then it holds the language host's standard error, which the engine reads
-    to its end when it stops the language host: the engine goes on only once it is gone."""
+@pytest.mark.parametrize("ending", ["the-engine-interrupts-the-group", "the-language-host-alone-is-interrupted",
+                                    "the-program-ends"])
+def test_a_provider_host_no_plugin_claims_ends_with_its_program_and_removes_its_socket(engine, tmp_path, ending):
+    """Unclaimed, the host ends with its program, however that ends: the engine interrupts the language
+    host's process group, or the language host alone (it kills its programs), or the program is done.
+    Until then it holds the language host's standard error, which the engine reads to its end when it stops
+    the language host: the engine goes on only once it is gone."""
     language_host = LanguageHost(engine.address)
     try:
-        language_host.run_nothing(tmp_path, warm=True)
-        language_host.run_nothing(tmp_path, warm=True)
-        ((warm_pid, socket_path),) = warm_hosts(engine.address).items()  # one for the host's life, not per run
-        assert listening(socket_path) and Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
-        assert holds(warm_pid, language_host.process.stderr)
-        assert language_host.stop(group) == 0
-        wait_for_exit(warm_pid)
+        with language_host.waiting_program(tmp_path / "program") as end_programs, \
+                language_host.waiting_program(tmp_path / "another"):
+            warm_pid, socket_path = the_warm_host(engine.address)
+            wait_until(lambda: all((tmp_path / folder / "running").exists() for folder in ("program", "another")),
+                       "the two programs did not start")
+            assert warm_hosts(engine.address) == {warm_pid: socket_path}, "one for the language host's life"
+            assert listening(socket_path) and Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
+            assert holds(warm_pid, language_host.process.stderr)
+            if ending == "the-program-ends":
+                end_programs()
+            else:
+                assert language_host.stop(group=ending == "the-engine-interrupts-the-group") == 0
+            wait_for_exit(warm_pid)
+        assert language_host.stop() == 0 or ending != "the-program-ends"
         language_host.process.stderr.read()  # at its end now: the engine, reading it so, goes on
         assert list(Path(socket_path).parent.glob(Path(socket_path).name + "*")) == [], "its socket is removed"
     finally:

@@ -6,9 +6,10 @@
 // `python3` on PATH, through the SDK's `pulumi-language-python-exec` script (installed beside it from the same
 // Pulumi release), with the stack config in PULUMI_CONFIG and the secret keys in PULUMI_CONFIG_SECRET_KEYS.
 //
-// With the project's runtime option warmProviderHost, it also starts the Python dynamic-provider host as it
-// starts the program, for the plugin the engine starts at the first dynamic resource to claim ready
-// (tools/pulumi/provider-plugin).
+// With the project's runtime option warmProviderHost, the program's process also becomes the Python
+// dynamic-provider host: it starts as tools/dynamic-provider-host --beside, which imports the SDK once and
+// forks the host off before it runs the program, for the plugin the engine starts at the first dynamic
+// resource to claim ready (tools/pulumi/provider-plugin).
 //
 // The engine starts it with its own address as the last argument and reads the port it listens on from the
 // first line of its output. The engine starts two or three hosts for every preview, update and refresh, so
@@ -63,25 +64,17 @@ type languageHost struct {
 	mu       sync.Mutex
 	programs map[*exec.Cmd]struct{}
 	warmed   bool
-	warmHost *os.Process
 	stopped  bool
 }
 
-// stopPrograms ends the programs the engine asked for, which would otherwise wait for it forever, and the
-// provider host started beside them while no plugin has claimed it; nothing starts after it.
+// stopPrograms ends the programs the engine asked for, which would otherwise wait for it forever (and with
+// them a provider host no plugin has claimed); nothing starts after it.
 func (h *languageHost) stopPrograms() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.stopped = true
 	for program := range h.programs {
 		_ = program.Process.Kill()
-	}
-	// The engine interrupts this host's process group, but a provider host started while that signal was
-	// on its way missed it. A claimed one has left the group and is its plugin's to stop.
-	if h.warmHost != nil {
-		if group, err := syscall.Getpgid(h.warmHost.Pid); err == nil && group == syscall.Getpgrp() {
-			_ = h.warmHost.Signal(os.Interrupt)
-		}
 	}
 }
 
@@ -124,13 +117,16 @@ func (h *languageHost) Run(_ context.Context, request *pulumirpc.RunRequest) (*p
 	}
 	info := request.GetInfo()
 	programDir := first(info.GetProgramDirectory(), request.GetPwd())
-	h.warmProviderHost(python, info.GetOptions())
-	args := []string{"-u", filepath.Join(h.toolsDir, execScript),
+	args := []string{"-u"}
+	if socket := h.warmProviderHost(info.GetOptions()); socket != "" {
+		args = append(args, filepath.Join(h.toolsDir, providerhost.HostScript), "--beside", socket, h.engineAddress)
+	}
+	args = append(args, filepath.Join(h.toolsDir, execScript),
 		"--monitor", request.GetMonitorAddress(), "--engine", h.engineAddress,
 		"--project", request.GetProject(), "--stack", request.GetStack(), "--organization", request.GetOrganization(),
 		"--root_directory", first(info.GetRootDirectory(), programDir), "--pwd", programDir,
 		"--dry_run", strconv.FormatBool(request.GetDryRun()), "--parallel", strconv.Itoa(int(request.GetParallel())),
-		first(info.GetEntryPoint(), ".")}
+		first(info.GetEntryPoint(), "."))
 	// A stack with no config (or no secrets) sends none: the program reads an empty map (list), never null.
 	config, err := json.Marshal(orEmptyMap(request.GetConfig()))
 	if err != nil {
@@ -165,31 +161,22 @@ func (h *languageHost) Run(_ context.Context, request *pulumirpc.RunRequest) (*p
 	}
 }
 
-// warmProviderHost starts the Python dynamic-provider host while the program starts, once, when the
-// project's runtime options ask for it: the plugin the engine starts at the first dynamic resource claims
-// it ready (tools/pulumi/provider-plugin). Unclaimed, it ends with this host (the engine stops the two
-// together) or with the engine.
-func (h *languageHost) warmProviderHost(python string, options *structpb.Struct) {
+// warmProviderHost is the socket of the Python dynamic-provider host the program's process is to fork off
+// as it starts, once, when the project's runtime options ask for it: the plugin the engine starts at the
+// first dynamic resource claims it ready (tools/pulumi/provider-plugin). Unclaimed, it ends with the
+// program. "" when there is to be none: the plugin starts its host cold.
+func (h *languageHost) warmProviderHost(options *structpb.Struct) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.warmed || h.stopped || !options.GetFields()[warmOption].GetBoolValue() {
-		return
+		return ""
 	}
 	h.warmed = true
 	socket := providerhost.Socket(h.engineAddress)
 	if socket == "" || os.MkdirAll(filepath.Dir(socket), 0o700) != nil {
-		return // the plugin starts its host cold
+		return ""
 	}
-	host := exec.Command(python, filepath.Join(h.toolsDir, providerhost.HostScript), "--warm", socket,
-		h.engineAddress)
-	// It holds this host's standard error until it is claimed (it takes the plugin's) or ends: the engine,
-	// stopping this host, reads its standard error to the end, so an unclaimed provider host has ended
-	// before the engine goes on (as the program has).
-	host.Stderr = os.Stderr
-	if host.Start() == nil {
-		h.warmHost = host.Process
-		go func() { _ = host.Wait() }()
-	}
+	return socket
 }
 
 func (h *languageHost) start(program *exec.Cmd) error {

@@ -3,11 +3,12 @@
 //
 // A plugin is started when the program registers its first dynamic resource, and a Python host takes a
 // third of a second to import the SDK and the providers before it can print its port; that wait was the
-// larger part of a no-op preview's time above an empty program's. So the language host starts a Python host
-// beside the program ("warm", tools/dynamic-provider-host --warm), and this plugin claims it: it hands over
-// its working folder, its environment and its standard streams, and the warm host serves exactly as one
-// started here would, printing its port on this plugin's output. This process stays for the engine to stop;
-// the host ends with it (its connection closes) or when the engine is gone.
+// larger part of a no-op preview's time above an empty program's. So the program's process forks a Python
+// host off as it starts ("warm", tools/dynamic-provider-host --beside, which the language host runs the
+// program through), and this plugin claims it: it hands over its working folder, its environment and its
+// standard streams, and the warm host serves exactly as one started here would, printing its port on this
+// plugin's output. This process stays for the engine to stop; the host ends with it (its connection closes)
+// or when the engine is gone.
 //
 // With no warm host to claim (a refresh or destroy runs no program; a project without the option), or one
 // that ends before it takes the claim, this process becomes the Python host itself: a cold start.
