@@ -270,6 +270,7 @@ def the_warm_host(engine_address: str) -> tuple[int, str]:
 
 
 def wait_until(condition: Callable[[], object], failure: str) -> None:
+    """Until `condition` holds, 10 s at most; else the test fails with `failure`."""
     deadline = time.monotonic() + 10
     while not condition():
         assert time.monotonic() < deadline, failure
@@ -291,14 +292,9 @@ def executable(pid: int) -> str:
     return Path(f"/proc/{pid}/exe").resolve().name
 
 
-def listening(socket_path: str) -> bool:
-    """Whether the warm host listens (it puts its socket in place once it does), waiting 10 s at most."""
-    deadline = time.monotonic() + 10
-    while not Path(socket_path).is_socket():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def wait_until_listening(socket_path: str) -> None:
+    """Until the warm host listens (it puts its socket in place once it does)."""
+    wait_until(Path(socket_path).is_socket, f"the warm host does not listen on {socket_path}")
 
 
 def holds(pid: int, stream) -> bool:
@@ -342,7 +338,7 @@ def test_the_plugin_claims_the_provider_host_forked_off_the_program(engine, twil
             "without the option, no host is started"
         with language_host.waiting_program(tmp_path / "program") as end_program:
             warm_pid, socket_path = the_warm_host(engine.address)
-            assert listening(socket_path)  # else the plugin finds no host ready and starts its own, as it should
+            wait_until_listening(socket_path)  # else the plugin finds no host ready and starts its own, as it should
             plugin = Host(twilio.base_url, (str(TOOLS_BIN / "pulumi-resource-pulumi-python"), engine.address))
             assert executable(plugin.process.pid) == "pulumi-resource-pulumi-python" and not Path(socket_path).exists()
             assert Path(f"/proc/{warm_pid}/cwd").resolve() == MAIN_DIR
@@ -381,7 +377,8 @@ def test_a_provider_host_no_plugin_claims_ends_with_its_program_and_removes_its_
             wait_until(lambda: all((tmp_path / folder / "running").exists() for folder in ("program", "another")),
                        "the two programs did not start")
             assert warm_hosts(engine.address) == {warm_pid: socket_path}, "one for the language host's life"
-            assert listening(socket_path) and Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
+            wait_until_listening(socket_path)
+            assert Path(socket_path).parent.stat().st_mode & 0o777 == 0o700
             assert holds(warm_pid, language_host.process.stderr)
             if ending == "the-program-ends":
                 end_programs()
